@@ -1,0 +1,213 @@
+"""Load and validate gate.toml into frozen dataclasses, in one call.
+
+Every error names the file and the key, and an unknown key gets the close match
+as a suggestion. A config with no metrics is an error: the gate fails closed.
+"""
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gate.errors import ConfigError
+
+POLICIES = ("significant", "point", "non_inferiority")
+DIRECTIONS = ("lower", "higher")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = ""
+    alias: str = "production"
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    policy: str = "significant"
+    confidence: float = 0.95
+    resamples: int = 2000
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class MetricRule:
+    name: str
+    direction: str
+    min: float | None = None
+    max: float | None = None
+    tolerance: float = 0.0
+    tolerance_rel: float = 0.0
+    required: bool = True
+
+    def allowance(self, production: float) -> float:
+        """How much worse than Production the candidate may be."""
+        return max(self.tolerance, self.tolerance_rel * abs(production))
+
+
+@dataclass(frozen=True)
+class Config:
+    model: ModelConfig
+    compare: CompareConfig
+    metrics: tuple[MetricRule, ...]
+    source: str = "gate.toml"
+    primary_metric: str = field(default="")
+
+    def with_model_name(self, name: str | None) -> "Config":
+        if not name:
+            return self
+        return replace(self, model=replace(self.model, name=name))
+
+
+# key -> (accepted types, required); bool is excluded from numbers on purpose.
+_NUMBER = (int, float)
+_SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
+    "model": {
+        "name": ((str,), False),
+        "alias": ((str,), False),
+        "stage": ((str,), False),
+    },
+    "compare": {
+        "policy": ((str,), False),
+        "confidence": (_NUMBER, False),
+        "resamples": ((int,), False),
+        "seed": ((int,), False),
+        "primary_metric": ((str,), False),
+    },
+    "metric": {
+        "direction": ((str,), True),
+        "min": (_NUMBER, False),
+        "max": (_NUMBER, False),
+        "tolerance": (_NUMBER, False),
+        "tolerance_rel": (_NUMBER, False),
+        "required": ((bool,), False),
+    },
+}
+_TOP_LEVEL = ("model", "compare", "metrics")
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
+               list: "array", dict: "table"}
+
+
+def load(path: str | Path) -> Config:
+    """Read, parse and validate a gate.toml; raise ConfigError naming the key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str = "gate.toml") -> Config:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    _check_keys(data, _TOP_LEVEL, source, "")
+    model = ModelConfig(**_section(data, "model", source))
+    compare_raw = _section(data, "compare", source)
+    primary = compare_raw.pop("primary_metric", "")
+    compare = CompareConfig(**compare_raw)
+    metrics = _metrics(data.get("metrics", {}), source)
+    config = Config(model=model, compare=compare, metrics=metrics, source=source,
+                    primary_metric=primary or metrics[0].name)
+    _check_values(config)
+    return config
+
+
+def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
+    raw = data.get(name, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table")
+    schema = _SCHEMA[name]
+    _check_keys(raw, tuple(schema), source, f"{name}.")
+    for key, value in raw.items():
+        _check_type(value, schema[key][0], source, f"{name}.{key}")
+    return dict(raw)
+
+
+def _metrics(raw: Any, source: str) -> tuple[MetricRule, ...]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [metrics] must be a table of [metrics.NAME] tables")
+    if not raw:
+        raise ConfigError(f"{source}: no [metrics.NAME] configured: the gate would pass "
+                          "everything, so it refuses to run")
+    rules = []
+    schema = _SCHEMA["metric"]
+    for name, body in raw.items():
+        where = f"metrics.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{source}: [{where}] must be a table")
+        _check_keys(body, tuple(schema), source, f"{where}.")
+        for key, (types, required) in schema.items():
+            if required and key not in body:
+                raise ConfigError(f"{source}: {where}.{key} is required "
+                                  f"(one of {', '.join(DIRECTIONS)})")
+            if key in body:
+                _check_type(body[key], types, source, f"{where}.{key}")
+        rules.append(MetricRule(name=name, **body))
+    return tuple(rules)
+
+
+def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], source: str,
+                prefix: str) -> None:
+    for key in table:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else \
+                f" (allowed: {', '.join(allowed)})"
+            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+
+
+def _check_type(value: Any, types: tuple[type, ...], source: str, key: str) -> None:
+    if isinstance(value, bool) and bool not in types:
+        ok = False
+    else:
+        ok = isinstance(value, types)
+    if not ok:
+        wanted = "number" if float in types else _TYPE_NAMES[types[0]]
+        article = "an" if wanted[0] in "aeiou" else "a"
+        raise ConfigError(f"{source}: {key} must be {article} {wanted}, not "
+                          f"{_TYPE_NAMES.get(type(value), type(value).__name__)} ({value!r})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, not {value!r}")
+
+
+def _check_values(config: Config) -> None:
+    src = config.source
+    compare = config.compare
+    if compare.policy not in POLICIES:
+        raise ConfigError(f"{src}: compare.policy must be one of {', '.join(POLICIES)}, "
+                          f"not {compare.policy!r}")
+    if not 0.5 <= compare.confidence < 1:
+        raise ConfigError(f"{src}: compare.confidence must be in [0.5, 1), "
+                          f"not {compare.confidence!r}")
+    if not 100 <= compare.resamples <= 100_000:
+        raise ConfigError(f"{src}: compare.resamples must be between 100 and 100000, "
+                          f"not {compare.resamples!r}")
+    if config.model.name == "":
+        pass  # may come from --model-name; cli checks it is set before use
+    if not config.model.alias.strip():
+        raise ConfigError(f"{src}: model.alias must not be empty")
+    names = {rule.name for rule in config.metrics}
+    if config.primary_metric not in names:
+        raise ConfigError(f"{src}: compare.primary_metric {config.primary_metric!r} is not "
+                          f"one of the configured metrics ({', '.join(sorted(names))})")
+    for rule in config.metrics:
+        where = f"metrics.{rule.name}"
+        if rule.direction not in DIRECTIONS:
+            raise ConfigError(f"{src}: {where}.direction must be 'lower' or 'higher', "
+                              f"not {rule.direction!r}")
+        if rule.tolerance < 0 or rule.tolerance_rel < 0:
+            raise ConfigError(f"{src}: {where}.tolerance and tolerance_rel must be >= 0")
+        if rule.direction == "lower" and rule.min is not None:
+            raise ConfigError(f"{src}: {where}.min contradicts direction = 'lower' "
+                              "(a lower-is-better metric takes a max bound)")
+        if rule.direction == "higher" and rule.max is not None:
+            raise ConfigError(f"{src}: {where}.max contradicts direction = 'higher' "
+                              "(a higher-is-better metric takes a min bound)")

@@ -1,0 +1,181 @@
+"""The verdict: a pure function of the config and the evidence. No I/O here."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from gate.config import Config, MetricRule
+
+
+@dataclass(frozen=True)
+class PairedStat:
+    """One metric of both models scored on the same rows, with bootstrap bounds.
+
+    `worsening` is direction-adjusted (positive = candidate worse); `low`/`high`
+    bound it at the configured confidence; `mde` is the smallest worsening this
+    eval set can detect.
+    """
+
+    champion: float
+    candidate: float
+    worsening: float
+    low: float
+    high: float
+    mde: float
+    rows: int
+
+
+@dataclass(frozen=True)
+class Evidence:
+    candidate_run_id: str
+    candidate_metrics: Mapping[str, float]
+    champion_version: str | None = None
+    champion_metrics: Mapping[str, float] = field(default_factory=dict)
+    paired: Mapping[str, PairedStat] = field(default_factory=dict)
+    fallback_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    name: str
+    direction: str
+    status: str             # passed | within_noise | failed | error | skipped
+    reason: str             # the rule that decided, in words
+    candidate: float | None = None
+    champion: float | None = None
+    delta: float | None = None          # candidate - champion, raw
+    worsening: float | None = None      # direction-adjusted, > 0 is worse
+    allowance: float | None = None
+    low: float | None = None
+    high: float | None = None
+    mde: float | None = None
+    paired: bool = False
+
+    @property
+    def delta_rel(self) -> float | None:
+        if self.delta is None or not self.champion:
+            return None
+        return self.delta / abs(self.champion)
+
+    @property
+    def underpowered(self) -> bool:
+        """The eval set cannot detect a worsening the size of the allowance."""
+        return self.mde is not None and self.allowance is not None and \
+            self.mde > self.allowance
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate_run_id: str
+    champion_version: str | None
+    policy: str
+    metrics: tuple[MetricResult, ...]
+    fallback_reason: str | None = None
+
+    @property
+    def failed(self) -> tuple[MetricResult, ...]:
+        return tuple(m for m in self.metrics if m.status == "failed")
+
+    @property
+    def errors(self) -> tuple[MetricResult, ...]:
+        return tuple(m for m in self.metrics if m.status == "error")
+
+    @property
+    def status(self) -> str:
+        if self.errors:
+            return "error"
+        if self.failed:
+            return "blocked"
+        if self.champion_version is None:
+            return "first_model"
+        return "passed"
+
+    @property
+    def passed(self) -> bool:
+        return self.status in ("passed", "first_model")
+
+    @property
+    def paired(self) -> bool:
+        return any(m.paired for m in self.metrics)
+
+
+def decide(config: Config, evidence: Evidence) -> Verdict:
+    """Apply every configured metric rule to the evidence."""
+    policy = config.compare.policy
+    results = tuple(_judge(rule, evidence, policy) for rule in config.metrics)
+    return Verdict(candidate_run_id=evidence.candidate_run_id,
+                   champion_version=evidence.champion_version,
+                   policy=policy, metrics=results,
+                   fallback_reason=evidence.fallback_reason)
+
+
+def worsening(direction: str, champion: float, candidate: float) -> float:
+    """How much worse the candidate is (negative when better)."""
+    return candidate - champion if direction == "lower" else champion - candidate
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
+    paired = evidence.paired.get(rule.name)
+    candidate = paired.candidate if paired else evidence.candidate_metrics.get(rule.name)
+    base = {"name": rule.name, "direction": rule.direction}
+
+    if candidate is None or not math.isfinite(candidate):
+        what = "missing from" if candidate is None else f"not finite ({candidate}) in"
+        if rule.required:
+            return MetricResult(status="error", candidate=candidate,
+                                reason=f"required metric {what} the candidate run", **base)
+        return MetricResult(status="skipped", candidate=candidate,
+                            reason=f"optional metric {what} the candidate run", **base)
+
+    bound = _bound_failure(rule, candidate)
+    champion = paired.champion if paired else evidence.champion_metrics.get(rule.name)
+    if evidence.champion_version is None or not _finite(champion):
+        why = "no Production version" if evidence.champion_version is None \
+            else "Production has no finite value"
+        return MetricResult(status="failed" if bound else "passed", candidate=candidate,
+                            reason=bound or f"absolute bound only ({why})", **base)
+
+    assert champion is not None  # for the type checker: _finite checked it
+    worse = worsening(rule.direction, champion, candidate)
+    # a hair of slack so equality at the boundary survives float rounding (55 * 1.02)
+    allowance = rule.allowance(champion)
+    slack = 1e-9 * max(1.0, abs(champion))
+    stats = {"candidate": candidate, "champion": champion, "delta": candidate - champion,
+             "worsening": worse, "allowance": allowance, "paired": paired is not None}
+    if paired is not None:
+        stats.update(low=paired.low, high=paired.high, mde=paired.mde)
+    if bound:
+        return MetricResult(status="failed", reason=bound, **base, **stats)
+
+    effective = policy if paired is not None else "point"
+    if effective == "significant":
+        failed = worse > allowance + slack and paired.low > 0
+        rule_text = f"worse by more than {allowance:.4g} with confidence"
+    elif effective == "non_inferiority":
+        failed = paired.high > allowance + slack
+        rule_text = f"upper bound of worsening within {allowance:.4g}"
+    else:
+        failed = worse > allowance + slack
+        rule_text = f"worsening within {allowance:.4g}"
+    if failed:
+        status, reason = "failed", f"failed: {rule_text}"
+    elif worse > allowance + slack:
+        status, reason = "within_noise", f"worse, but within noise ({rule_text})"
+    elif worse > 0:
+        status, reason = "passed", f"within tolerance ({rule_text})"
+    else:
+        status, reason = "passed", f"not worse ({rule_text})"
+    return MetricResult(status=status, reason=reason, **base, **stats)
+
+
+def _bound_failure(rule: MetricRule, candidate: float) -> str:
+    if rule.max is not None and candidate > rule.max:
+        return f"above the absolute max {rule.max:g}"
+    if rule.min is not None and candidate < rule.min:
+        return f"below the absolute min {rule.min:g}"
+    return ""

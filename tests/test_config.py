@@ -1,0 +1,107 @@
+"""gate.toml: valid files load; every bad one is a ConfigError naming the key."""
+from pathlib import Path
+
+import pytest
+
+from gate import config
+from gate.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """
+[model]
+name = "m"
+alias = "production"
+stage = "Production"
+
+[compare]
+policy = "point"
+confidence = 0.9
+resamples = 500
+seed = 3
+
+[metrics.rmse]
+direction = "lower"
+max = 70.0
+tolerance = 0.5
+tolerance_rel = 0.02
+required = true
+
+[metrics.r2]
+direction = "higher"
+min = 0.3
+tolerance_rel = 0.05
+required = false
+"""
+
+
+def test_repository_config_loads() -> None:
+    cfg = config.load(ROOT / "gate.toml")
+    assert cfg.model.name == "diabetes-regressor"
+    assert [m.name for m in cfg.metrics] == ["rmse", "mae", "r2"]
+    assert cfg.primary_metric == "rmse"
+
+
+def test_full_config_is_read_exactly(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text(GOOD)
+    cfg = config.load(path)
+    assert cfg.model == config.ModelConfig("m", "production", "Production")
+    assert cfg.compare == config.CompareConfig("point", 0.9, 500, 3)
+    rmse, r2 = cfg.metrics
+    assert (rmse.direction, rmse.max, rmse.tolerance, rmse.tolerance_rel) == \
+        ("lower", 70.0, 0.5, 0.02)
+    assert (r2.direction, r2.min, r2.required) == ("higher", 0.3, False)
+
+
+def test_defaults_apply() -> None:
+    cfg = config.parse('[metrics.mae]\ndirection = "lower"\n')
+    assert cfg.compare == config.CompareConfig()
+    assert cfg.model.alias == "production" and cfg.model.stage is None
+    assert cfg.metrics[0].required is True and cfg.metrics[0].tolerance == 0.0
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ('[model]\nnmae = "x"\n[metrics.a]\ndirection="lower"', "unknown key 'model.nmae' (did you mean 'model.name'?)"),
+    ('[metrics.rmse]\ndirection = "lower"\ntolerence = 1', "did you mean 'metrics.rmse.tolerance'"),
+    ('[compare]\npolicy = "significant"\n[metric.rmse]\ndirection="lower"', "unknown key 'metric'"),
+    ('[metrics.rmse]\ndirection = "lower"\nmax = "70"', "metrics.rmse.max must be a number, not string"),
+    ('[metrics.rmse]\ndirection = "lower"\nrequired = "yes"', "metrics.rmse.required must be a boolean, not string"),
+    ('[metrics.rmse]\ndirection = "lower"\nmax = true', "metrics.rmse.max must be a number, not boolean"),
+    ('[compare]\nresamples = 2000.5\n[metrics.a]\ndirection="lower"', "compare.resamples must be an integer"),
+    ('[metrics.rmse]\ndirection = "down"', "metrics.rmse.direction must be 'lower' or 'higher'"),
+    ('[metrics.rmse]\nmax = 3', "metrics.rmse.direction is required"),
+    ('[metrics.rmse]\ndirection = "lower"\nmin = 3', "metrics.rmse.min contradicts direction"),
+    ('[metrics.r2]\ndirection = "higher"\nmax = 3', "metrics.r2.max contradicts direction"),
+    ('[metrics.rmse]\ndirection = "lower"\ntolerance = -1', "tolerance and tolerance_rel must be >= 0"),
+    ('[compare]\npolicy = "strict"\n[metrics.a]\ndirection="lower"', "compare.policy must be one of"),
+    ('[compare]\nconfidence = 1.5\n[metrics.a]\ndirection="lower"', "compare.confidence must be in"),
+    ('[compare]\nresamples = 5\n[metrics.a]\ndirection="lower"', "compare.resamples must be between"),
+    ('[compare]\nprimary_metric = "mape"\n[metrics.a]\ndirection="lower"', "primary_metric 'mape' is not"),
+    ('[model]\nname = "m"\n', "no [metrics.NAME] configured"),
+    ('[metrics]\n', "no [metrics.NAME] configured"),
+    ('metrics = 3', "[metrics] must be a table"),
+    ('[metrics.rmse]\ndirection = "lower"\nmax = nan', "must be a finite number"),
+    ('[model\nname = "m"', "not valid TOML"),
+    ('[model]\nalias = ""\n[metrics.a]\ndirection="lower"', "model.alias must not be empty"),
+])
+def test_bad_config_names_the_key(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    message = str(err.value)
+    assert fragment in message
+    assert str(path) in message and "\n" not in message
+
+
+def test_missing_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(tmp_path / "nope.toml")
+
+
+def test_allowance_is_the_larger_of_absolute_and_relative() -> None:
+    rule = config.MetricRule("rmse", "lower", tolerance=0.5, tolerance_rel=0.02)
+    assert rule.allowance(10.0) == 0.5
+    assert rule.allowance(100.0) == pytest.approx(2.0)
+    assert rule.allowance(-100.0) == pytest.approx(2.0)
