@@ -153,23 +153,28 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
         return MetricResult(status="failed", reason=bound, **base, **stats)
 
     effective = policy if paired is not None else "point"
+    by = f"worse by {worse:.4g}"
     if effective == "significant":
         failed = worse > allowance + slack and paired.low > 0
-        rule_text = f"worse by more than {allowance:.4g} with confidence"
+        why_failed = f"{by} > allowance {allowance:.4g}, confidently (CI low > 0)"
+        why_noise = f"{by} > allowance {allowance:.4g}, but within noise (CI includes 0)"
     elif effective == "non_inferiority":
         failed = paired.high > allowance + slack
-        rule_text = f"upper bound of worsening within {allowance:.4g}"
+        why_failed = f"CI high {paired.high:.4g} > allowance {allowance:.4g}: " \
+            "not shown non-inferior"
+        why_noise = ""
     else:
         failed = worse > allowance + slack
-        rule_text = f"worsening within {allowance:.4g}"
+        why_failed = f"{by} > allowance {allowance:.4g}"
+        why_noise = ""
     if failed:
-        status, reason = "failed", f"failed: {rule_text}"
+        status, reason = "failed", why_failed
     elif worse > allowance + slack:
-        status, reason = "within_noise", f"worse, but within noise ({rule_text})"
+        status, reason = "within_noise", why_noise
     elif worse > 0:
-        status, reason = "passed", f"within tolerance ({rule_text})"
+        status, reason = "passed", f"{by}, within allowance {allowance:.4g}"
     else:
-        status, reason = "passed", f"not worse ({rule_text})"
+        status, reason = "passed", f"not worse (allowance {allowance:.4g})"
     return MetricResult(status=status, reason=reason, **base, **stats)
 
 

@@ -1,0 +1,156 @@
+"""Command line: parse, run the steps in order, and map errors to exit codes.
+
+This is the only place that knows exit codes: 0 passed, 1 blocked, 2 bad input,
+3 infrastructure. A blocked model is a result, not an exception.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from gate import config as config_mod
+from gate import deliver, github
+from gate.errors import GateError, InputError
+from gate.tracking import resolve_tracking_uri
+
+DEFAULT_CONFIG = "gate.toml"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:   # type: ignore[override]
+        # argparse prints usage and exits 2 itself; keep it to one line
+        self.exit(2, f"gate: error: {message} (see `python -m gate {self._cmd()} --help`)\n")
+
+    def _cmd(self) -> str:
+        return self.prog.split()[-1] if " " in self.prog else ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gate", description="A CI quality gate for models tracked in MLflow.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser, model_required: bool = False) -> None:
+        p.add_argument("--config", default=DEFAULT_CONFIG, help="gate.toml path")
+        p.add_argument("--model-name", required=model_required,
+                       help="registered model name (overrides [model] name)")
+
+    check = sub.add_parser("check", help="compare a run with Production")
+    check.add_argument("--run-id", required=True)
+    common(check)
+    check.add_argument("--promote", action="store_true", help="promote it if it passes")
+    _outputs(check)
+
+    promote = sub.add_parser("promote", help="promote a run or version (gated)")
+    common(promote, model_required=True)
+    which = promote.add_mutually_exclusive_group(required=True)
+    which.add_argument("--run-id")
+    which.add_argument("--version")
+    promote.add_argument("--force", action="store_true", help="override a failed gate")
+    promote.add_argument("--reason", help="why (required with --force; recorded)")
+    _outputs(promote)
+
+    rollback = sub.add_parser("rollback", help="move Production back to the previous one")
+    common(rollback, model_required=True)
+    rollback.add_argument("--reason")
+
+    status = sub.add_parser("status", help="show the champion and its history")
+    common(status, model_required=True)
+    status.add_argument("--json", metavar="PATH")
+
+    skip = sub.add_parser("skip", help="report that the gate did not run, and why")
+    skip.add_argument("--reason", required=True)
+    skip.add_argument("--model-name", default="model")
+    skip.add_argument("--summary", metavar="PATH")
+    return parser
+
+
+def _outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", metavar="PATH", help="write the verdict as JSON")
+    p.add_argument("--summary", metavar="PATH", help="default: $GITHUB_STEP_SUMMARY")
+    p.add_argument("--comment", action="store_true", help="post or update the PR comment")
+    p.add_argument("--pr", type=int, help="PR number (default: from the event file)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _quiet_mlflow()
+    _mask_secrets()
+    try:
+        return _dispatch(args)
+    except GateError as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("gate: interrupted", file=sys.stderr)
+        return 3
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "skip":
+        return _skip(args)
+    cfg = config_mod.load(args.config).with_model_name(args.model_name)
+    if not cfg.model.name:
+        raise InputError(f"no model name: set [model] name in {args.config} or pass "
+                         "--model-name")
+    from gate.registry import Registry
+
+    registry = Registry(resolve_tracking_uri())
+    if args.command == "check":
+        from gate.gating import run_gate
+
+        return run_gate(registry, cfg, args.run_id, promote=args.promote,
+                        targets=deliver.targets_from(args)).exit_code
+    if args.command == "promote":
+        return _promote(args, registry, cfg)
+    from gate import history
+
+    if args.command == "rollback":
+        return history.rollback(registry, cfg, args.reason, sys.stdout)
+    return history.status(registry, cfg, sys.stdout, args.json)
+
+
+def _promote(args: argparse.Namespace, registry: object, cfg: config_mod.Config) -> int:
+    from gate.gating import run_gate
+
+    reason = (args.reason or "").strip()
+    if args.force and not reason:
+        raise InputError("--force needs --reason TEXT: a forced promotion is audited")
+    run_id = args.run_id or registry.version(cfg.model.name, args.version).run_id
+    hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
+    outcome = run_gate(registry, cfg, run_id, promote=True,
+                       targets=deliver.targets_from(args),
+                       force_reason=reason if args.force else None, override_hint=hint)
+    if args.force and outcome.promoted_version and outcome.promote_error is None:
+        return 0
+    return outcome.exit_code
+
+
+def _skip(args: argparse.Namespace) -> int:
+    from gate.report import render_skipped
+
+    how = ("A maintainer can run it after review: Actions → the promote/gate workflow → "
+           "Run workflow, or locally `python -m gate check --run-id RUN`.")
+    markdown = render_skipped(args.reason, args.model_name, how)
+    sys.stdout.write(markdown)
+    github.write_summary(markdown, args.summary or os.environ.get("GITHUB_STEP_SUMMARY"))
+    github.write_outputs({"verdict": "skipped", "passed": "false", "candidate_run_id": "",
+                          "champion_version": "", "promoted_version": "",
+                          "failed_metrics": ""}, os.environ.get("GITHUB_OUTPUT"))
+    print(github.notice(f"Model gate skipped: {args.reason}", title="model gate"))
+    return 0
+
+
+def _quiet_mlflow() -> None:
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _mask_secrets() -> None:
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    for line in github.mask_lines(deliver.secrets_in(os.environ)):
+        print(line)

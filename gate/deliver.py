@@ -1,0 +1,134 @@
+"""Deliver a verdict: stdout, job summary, JSON, step outputs, annotations, PR comment.
+
+A GitHub failure here is a warning: it never changes the verdict or the exit code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, TextIO
+from urllib.parse import urlsplit
+
+from gate import github
+from gate.decide import Verdict
+from gate.errors import GateError, InputError
+from gate.report import Report, marker
+
+
+@dataclass(frozen=True)
+class Targets:
+    json_path: str | None = None
+    summary_path: str | None = None
+    comment: bool = False
+    pr: int | None = None
+
+
+def targets_from(args: Any, environ: Mapping[str, str] = os.environ) -> Targets:
+    summary = getattr(args, "summary", None) or environ.get("GITHUB_STEP_SUMMARY") or None
+    return Targets(json_path=getattr(args, "json", None), summary_path=summary,
+                   comment=bool(getattr(args, "comment", False)),
+                   pr=getattr(args, "pr", None))
+
+
+def verdict_json(verdict: Verdict, promoted_version: str | None,
+                 extra: Mapping[str, Any]) -> dict[str, Any]:
+    metrics = [{"name": m.name, "direction": m.direction, "champion": _num(m.champion),
+                "candidate": _num(m.candidate), "delta": _num(m.delta),
+                "delta_rel": _num(m.delta_rel), "worsening": _num(m.worsening),
+                "allowance": _num(m.allowance), "ci_low": _num(m.low),
+                "ci_high": _num(m.high), "min_detectable": _num(m.mde),
+                "underpowered": m.underpowered, "paired": m.paired,
+                "status": m.status, "reason": m.reason} for m in verdict.metrics]
+    return {"passed": verdict.passed, "status": verdict.status,
+            "candidate_run_id": verdict.candidate_run_id,
+            "champion_version": verdict.champion_version,
+            "promoted_version": promoted_version, "policy": verdict.policy,
+            "paired": verdict.paired, "fallback_reason": verdict.fallback_reason,
+            "failed_metrics": [m.name for m in verdict.failed],
+            "metrics": metrics, **extra}
+
+
+def _num(value: float | None) -> float | None:
+    # JSON has no NaN; null says "not available" honestly
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
+
+
+def write_json(path: str | None, data: Mapping[str, Any]) -> None:
+    if not path:
+        return
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--json {path}: cannot write: {exc.strerror}") from None
+
+
+def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
+            data: Mapping[str, Any], out: TextIO | None = None,
+            environ: Mapping[str, str] = os.environ) -> None:
+    out = out or sys.stdout
+    out.write(report.markdown)
+    write_json(targets.json_path, data)
+    github.write_summary(report.markdown, targets.summary_path)
+    github.write_outputs(step_outputs(data), environ.get("GITHUB_OUTPUT"))
+    if environ.get("GITHUB_ACTIONS") == "true":
+        for line in annotations(verdict):
+            print(line, file=out)
+    if targets.comment:
+        post_comment(report, model_name, targets, out, environ)
+
+
+def step_outputs(data: Mapping[str, Any]) -> dict[str, str]:
+    return {"verdict": str(data["status"]), "passed": str(data["passed"]).lower(),
+            "candidate_run_id": str(data.get("candidate_run_id") or ""),
+            "champion_version": str(data.get("champion_version") or ""),
+            "promoted_version": str(data.get("promoted_version") or ""),
+            "failed_metrics": "\n".join(data.get("failed_metrics", []))}
+
+
+def annotations(verdict: Verdict) -> list[str]:
+    failures = [(f"{m.name} {m.status}", f"{m.name}: {m.reason}")
+                for m in verdict.metrics if m.status in ("failed", "error")]
+    lines = github.error_annotations(failures)
+    if verdict.status == "first_model":
+        lines.append(github.notice("No Production version yet: first model",
+                                   title="model gate"))
+    return lines
+
+
+def post_comment(report: Report, model_name: str, targets: Targets, out: TextIO,
+                 environ: Mapping[str, str]) -> None:
+    """Post or update the sticky comment; any failure is a warning, never a verdict."""
+    try:
+        pr = github.pr_number(environ.get("GITHUB_EVENT_PATH"), targets.pr)
+        if pr is None:
+            print("gate: not a pull request: no comment posted", file=sys.stderr)
+            return
+        token, repo = environ.get("GITHUB_TOKEN", ""), environ.get("GITHUB_REPOSITORY", "")
+        if not token or not repo:
+            raise InputError("GITHUB_TOKEN and GITHUB_REPOSITORY are needed")
+        client = github.GitHubClient(environ.get("GITHUB_API_URL", "https://api.github.com"),
+                                     token)
+        body = github.fit_comment(report.markdown, report.without_details)
+        action = client.upsert_comment(repo, pr, body, marker(model_name))
+    except GateError as exc:
+        print(github.warning(f"PR comment not posted (the verdict stands): {exc}"), file=out)
+        return
+    print(f"gate: PR #{pr} comment {action}", file=sys.stderr)
+
+
+def secrets_in(environ: Mapping[str, str]) -> list[str]:
+    """Every credential the tool can see, to be masked in GitHub's logs."""
+    found = [environ.get(key, "") for key in
+             ("GITHUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    uri = environ.get("MLFLOW_TRACKING_URI", "")
+    if "@" in uri:
+        password = urlsplit(uri).password
+        if password:
+            found.append(password)
+    return [value for value in found if value]

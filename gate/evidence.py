@@ -1,0 +1,137 @@
+"""Gather the evidence for a verdict: both models scored on the candidate's eval rows.
+
+The champion is re-scored on the rows the candidate logged, so both numbers come
+from the same data; when that is impossible the logged metrics are the fallback,
+and the reason travels with the evidence into the report and the JSON.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate import modelfile
+from gate.config import Config
+from gate.decide import Evidence, PairedStat
+from gate.errors import InputError
+from gate.registry import Champion, Registry, RunInfo, temp_dir
+from gate.tracking import TRUSTED_TYPES
+
+EVAL_ROWS = "gate/eval_rows.csv"
+PREDICTIONS = "gate/predictions.csv"
+
+
+@dataclass(frozen=True)
+class Gathered:
+    evidence: Evidence
+    notes: tuple[str, ...]
+    eval_rows: int | None
+    data_changed: bool
+
+
+class Fallback(Exception):
+    """The champion cannot be re-scored on the candidate's rows; says why."""
+
+
+def gather(registry: Registry, config: Config, candidate: RunInfo,
+           champion: Champion | None) -> Gathered:
+    notes = list(_lineage_notes(candidate, champion))
+    data_changed = any(note.startswith("eval data changed") for note in notes)
+    base = {"candidate_run_id": candidate.run_id, "candidate_metrics": candidate.metrics}
+    if champion is None:
+        return Gathered(Evidence(**base), tuple(notes), _rows(candidate), data_changed)
+    logged = {"champion_version": champion.version,
+              "champion_metrics": champion.run.metrics}
+    if champion.found_by == "stage":
+        notes.append(f"champion v{champion.version} found by the legacy "
+                     f"'{config.model.stage or 'Production'}' stage: no "
+                     f"'{config.model.alias}' alias is set")
+    try:
+        paired, rows = _paired(registry, config, candidate, champion)
+    except Fallback as why:
+        reason = str(why)
+        notes.append(f"compared logged metrics (not the same rows): {reason}")
+        return Gathered(Evidence(**base, **logged, fallback_reason=reason), tuple(notes),
+                        _rows(candidate), data_changed)
+    unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
+    if unpaired:
+        notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
+    return Gathered(Evidence(**base, **logged, paired=paired), tuple(notes), rows,
+                    data_changed)
+
+
+def _paired(registry: Registry, config: Config, candidate: RunInfo,
+            champion: Champion) -> tuple[dict[str, PairedStat], int]:
+    import pandas as pd
+
+    from gate import stats
+
+    target = candidate.tags.get("gate.target")
+    if not target:
+        raise Fallback("the candidate run has no gate.target tag (not logged by the "
+                       "reference trainer?)")
+    with temp_dir() as tmp:
+        rows_file = registry.download(candidate.run_id, EVAL_ROWS, tmp)
+        preds_file = registry.download(candidate.run_id, PREDICTIONS, tmp)
+        if rows_file is None or preds_file is None:
+            raise Fallback(f"the candidate run has no {EVAL_ROWS} and {PREDICTIONS}")
+        rows = pd.read_csv(rows_file)
+        predictions = pd.read_csv(preds_file)
+        model_dir = registry.download_model(config.model.name, champion.version,
+                                            str(Path(tmp, "champion")))
+        if model_dir is None:
+            raise Fallback(f"the model files of champion v{champion.version} are gone")
+        loaded = modelfile.load(model_dir, TRUSTED_TYPES,
+                                f"champion {config.model.name} v{champion.version}")
+    if target not in rows.columns or "prediction" not in predictions.columns \
+            or len(rows) != len(predictions):
+        raise Fallback("the candidate's eval artifacts are malformed "
+                       f"({len(rows)} rows, {len(predictions)} predictions)")
+    champion_pred = _predict(loaded, rows.drop(columns=[target]), champion.version)
+    y_true = rows[target].to_numpy(dtype=float)
+    candidate_pred = predictions["prediction"].to_numpy(dtype=float)
+    compare = config.compare
+    paired = {}
+    for rule in config.metrics:
+        if not stats.supports(rule.name):
+            continue
+        paired[rule.name] = stats.paired_bootstrap(
+            rule.name, rule.direction, y_true, champion_pred, candidate_pred,
+            confidence=compare.confidence, resamples=compare.resamples, seed=compare.seed)
+    return paired, len(rows)
+
+
+def _predict(loaded: modelfile.LoadedModel, features: Any, version: str) -> Any:
+    import numpy as np
+
+    columns = list(loaded.input_columns) or list(features.columns)
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise Fallback(f"the candidate's eval rows lack {', '.join(missing)}, which "
+                       f"champion v{version} needs")
+    try:
+        predicted = np.asarray(loaded.estimator.predict(features[columns]), dtype=float)
+    except (ValueError, TypeError) as exc:
+        raise Fallback(f"champion v{version} could not predict the candidate's eval rows: "
+                       f"{str(exc).splitlines()[0][:200]}") from None
+    if not np.all(np.isfinite(predicted)):
+        raise InputError(f"champion v{version} predicted non-finite values on the eval rows")
+    return predicted
+
+
+def _lineage_notes(candidate: RunInfo, champion: Champion | None) -> list[str]:
+    if champion is None:
+        return []
+    notes = []
+    for tag, what in (("gate.eval_digest", "eval data"), ("gate.data_digest", "training data"),
+                      ("dvc.md5", "DVC-tracked data")):
+        old, new = champion.run.tags.get(tag), candidate.tags.get(tag)
+        if old and new and old != new:
+            notes.append(f"{what} changed since champion v{champion.version} "
+                         f"({old[:12]} -> {new[:12]})")
+    return notes
+
+
+def _rows(candidate: RunInfo) -> int | None:
+    value = candidate.tags.get("gate.eval_rows", "")
+    return int(value) if value.isdigit() else None

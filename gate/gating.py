@@ -1,0 +1,147 @@
+"""`gate check` and `gate promote`: gather evidence, decide, report, maybe promote."""
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from gate import deliver, evidence
+from gate.config import Config
+from gate.decide import Verdict, decide
+from gate.errors import InfraError
+from gate.registry import Champion, Registry, RunInfo
+from gate.report import Context, render
+
+TREND_POINTS = 8
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    promoted_version: str | None
+    promote_error: InfraError | None
+
+    @property
+    def exit_code(self) -> int:
+        if self.promote_error is not None:
+            return self.promote_error.exit_code
+        if self.verdict.status == "error":
+            return 2
+        return 0 if self.verdict.passed else 1
+
+
+def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
+             targets: deliver.Targets, force_reason: str | None = None,
+             override_hint: str = "") -> Outcome:
+    """Judge one run against the champion; promote when asked and allowed."""
+    candidate = registry.run(run_id)
+    champion = registry.champion(config.model)
+    gathered = evidence.gather(registry, config, candidate, champion)
+    verdict = decide(config, gathered.evidence)
+    forced = force_reason is not None and not verdict.passed
+    notes = list(gathered.notes)
+
+    promoted, promote_error = None, None
+    if promote and (verdict.passed or forced):
+        try:
+            promoted = promote_run(registry, config, candidate, champion, verdict,
+                                   reason=force_reason, forced=forced)
+        except InfraError as exc:
+            promote_error = exc
+            notes.append(f"promotion failed, nothing was promoted: {exc}")
+    if forced and promoted:
+        notes.append(f"forced promotion over a {verdict.status} verdict; reason: "
+                     f"{force_reason}")
+
+    ctx = Context(model_name=config.model.name, alias=config.model.alias,
+                  tracking_uri=registry.uri, candidate=candidate, champion=champion,
+                  promote_requested=promote, promoted_version=promoted,
+                  commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
+                  trend=trend(registry, config, champion), config=config,
+                  override_hint=override_hint)
+    report = render(verdict, ctx)
+    data = deliver.verdict_json(verdict, promoted, {
+        "model_name": config.model.name, "notes": notes, "eval_rows": gathered.eval_rows,
+        "data_changed": gathered.data_changed, "forced": bool(forced and promoted),
+        "champion_found_by": champion.found_by if champion else None})
+    deliver.deliver(report, verdict, config.model.name, targets, data)
+    outcome = Outcome(verdict, promoted, promote_error)
+    if promote_error is not None:
+        print(f"gate: error: {promote_error}", file=sys.stderr)
+    elif verdict.status == "error":
+        first = verdict.errors[0]
+        print(f"gate: error: {first.name}: {first.reason}", file=sys.stderr)
+    return outcome
+
+
+def promote_run(registry: Registry, config: Config, candidate: RunInfo,
+                champion: Champion | None, verdict: Verdict, *, reason: str | None,
+                forced: bool) -> str | None:
+    """Register the run and move Production to it; None if it already is Production."""
+    model = config.model
+    if champion is not None and champion.run.run_id == candidate.run_id:
+        return None
+    expected = champion.version if champion else None
+    # cheap re-read first, so a lost race creates no version at all
+    registry.check_unchanged(model, expected)
+    version = registry.register(model.name, candidate)
+    if expected == version:
+        return None
+    tags = {"gate.status": "forced" if forced else verdict.status,
+            "gate.champion_version": expected or "none",
+            "gate.commit": _commit(candidate) or "unknown",
+            "gate.actor": actor(), "gate.metrics": _metrics_tag(candidate.metrics)}
+    if reason:
+        tags["gate.reason"] = reason[:500]
+    registry.move_champion(model, version, expected, tags)
+    return version
+
+
+def trend(registry: Registry, config: Config,
+          champion: Champion | None) -> list[tuple[str, float]]:
+    """The primary metric of the last Production versions, oldest first."""
+    if champion is None:
+        return []
+    primary = config.primary_metric
+    points: dict[int, float] = {}
+    for info in registry.versions(config.model.name):
+        if "gate.promoted_at" not in info.tags:
+            continue
+        value = metrics_from_tag(info.tags.get("gate.metrics")).get(primary)
+        if value is not None:
+            points[int(info.version)] = value
+    if int(champion.version) not in points and primary in champion.run.metrics:
+        points[int(champion.version)] = champion.run.metrics[primary]
+    latest = sorted(points)[-TREND_POINTS:]
+    return [(f"v{v}", points[v]) for v in latest]
+
+
+def actor(environ: Mapping[str, str] = os.environ) -> str:
+    if environ.get("GITHUB_ACTOR"):
+        return environ["GITHUB_ACTOR"]
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _commit(candidate: RunInfo) -> str | None:
+    return candidate.tags.get("git.commit") or candidate.tags.get(
+        "mlflow.source.git.commit") or os.environ.get("GITHUB_SHA") or None
+
+
+def _metrics_tag(metrics: Mapping[str, float]) -> str:
+    finite = {k: round(v, 6) for k, v in metrics.items() if v == v and abs(v) != float("inf")}
+    return json.dumps(finite, sort_keys=True)[:4000]
+
+
+def metrics_from_tag(raw: str | None) -> dict[str, Any]:
+    try:
+        data = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} \
+        if isinstance(data, dict) else {}

@@ -1,0 +1,83 @@
+"""`gate status` and `gate rollback`: the champion, its history, and the way back."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any, TextIO
+
+from gate.config import Config
+from gate.errors import InputError
+from gate.gating import metrics_from_tag, actor
+from gate.registry import Registry, VersionInfo
+
+HISTORY_ROWS = 20
+
+
+def status(registry: Registry, config: Config, out: TextIO, json_path: str | None) -> int:
+    model = config.model
+    versions = registry.versions(model.name)
+    if not versions:
+        raise InputError(f"model {model.name!r} has no versions in {registry.uri_safe}")
+    champion = registry.champion_version(model)
+    metric_names = [rule.name for rule in config.metrics]
+    rows = [_row(info, champion, metric_names) for info in versions[:HISTORY_ROWS]]
+    out.write(f"Model {model.name}: Production (@{model.alias}) is "
+              f"{'v' + champion if champion else 'not set'}\n\n")
+    header = ["version", "aliases", "gate", "promoted at", "replaced", "commit", *metric_names]
+    out.write(_table(header, [[r[h] for h in header] for r in rows]))
+    if len(versions) > HISTORY_ROWS:
+        out.write(f"\n({len(versions) - HISTORY_ROWS} older versions not shown)\n")
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as fh:
+            json.dump({"model_name": model.name, "champion_version": champion,
+                       "versions": rows}, fh, indent=2)
+    return 0
+
+
+def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO) -> int:
+    """Move Production back to the version the current champion replaced."""
+    model = config.model
+    current = registry.champion_version(model)
+    if current is None:
+        raise InputError(f"model {model.name!r} has no Production version to roll back")
+    info = registry.version(model.name, current)
+    previous = info.tags.get("gate.champion_version", "none")
+    if previous in ("", "none"):
+        raise InputError(f"{model.name} v{current} records no previous champion; choose one "
+                         "with `gate promote --version N --force --reason TEXT`")
+    registry.version(model.name, previous)   # it must still exist
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    registry.move_champion(model, previous, current,
+                           {"gate.restored_from": current, "gate.actor": actor()})
+    registry.tag_version(model.name, current, {
+        "gate.rolled_back_at": now, "gate.rollback_reason": (reason or "none given")[:500],
+        "gate.rolled_back_by": actor()})
+    out.write(f"Rolled back {model.name}: Production (@{model.alias}) moved from "
+              f"v{current} to v{previous}\n")
+    return 0
+
+
+def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[str, Any]:
+    values = metrics_from_tag(info.tags.get("gate.metrics"))
+    marker = " ◀" if info.version == champion else ""
+    row = {"version": f"v{info.version}{marker}", "aliases": ",".join(info.aliases) or "-",
+           "gate": info.tags.get("gate.status", "-") +
+           (" (rolled back)" if "gate.rolled_back_at" in info.tags else ""),
+           "promoted at": info.tags.get("gate.promoted_at", "-"),
+           "replaced": _v(info.tags.get("gate.champion_version")),
+           "commit": info.tags.get("gate.commit", "-")[:10]}
+    for name in metrics:
+        value = values.get(name)
+        row[name] = f"{value:.4f}" if value is not None else "-"
+    return row
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version and version != "none" else "-"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [header, ["-" * w for w in widths], *rows]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,313 @@
+"""All MLflow I/O, answering questions in the gate's words.
+
+Aliases are the primary mechanism; the legacy stage is read as a fallback and moved
+only when `[model] stage` is configured. Every MlflowException leaves this module as
+a GateError with the exit code it deserves.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from gate.config import ModelConfig
+from gate.errors import GateError, InfraError, InputError
+from gate.tracking import apply_client_defaults, redact_uri
+
+GATE_TAGS = ("gate.status", "gate.champion_version", "gate.commit", "gate.actor",
+             "gate.reason", "gate.promoted_at", "gate.rolled_back_at")
+LEGACY_STAGE = "Production"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: str
+    name: str
+    experiment_id: str
+    metrics: Mapping[str, float]
+    params: Mapping[str, str]
+    tags: Mapping[str, str]
+    artifact_uri: str
+    start_time: int = 0
+    model_id: str | None = None     # the MLflow 3 logged model this run produced
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    run: RunInfo
+    found_by: str           # "alias" or "stage"
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: str
+    run_id: str
+    aliases: tuple[str, ...]
+    stage: str
+    tags: Mapping[str, str]
+    created: int
+
+
+class Registry:
+    def __init__(self, tracking_uri: str) -> None:
+        apply_client_defaults()
+        import mlflow
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri
+        mlflow.set_tracking_uri(tracking_uri)
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    @property
+    def uri_safe(self) -> str:
+        return redact_uri(self.uri)
+
+    # -- reading -----------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunInfo:
+        with self._errors(f"run {run_id!r}"):
+            run = self.client.get_run(run_id)
+        return _run_info(run)
+
+    def champion(self, model: ModelConfig) -> Champion | None:
+        """The version holding the alias, else the one in the legacy stage, else None."""
+        found = self._champion_version(model)
+        if found is None:
+            return None
+        version, found_by = found
+        with self._errors(f"model {model.name!r} version {version}"):
+            mv = self.client.get_model_version(model.name, version)
+            run = self.client.get_run(mv.run_id)
+        return Champion(version=str(version), run=_run_info(run), found_by=found_by,
+                        tags=dict(mv.tags or {}))
+
+    def champion_version(self, model: ModelConfig) -> str | None:
+        found = self._champion_version(model)
+        return found[0] if found else None
+
+    def _champion_version(self, model: ModelConfig) -> tuple[str, str] | None:
+        registered = self._registered_model(model.name)
+        if registered is None:
+            return None
+        aliases = dict(registered.aliases or {})
+        if model.alias in aliases:
+            return str(aliases[model.alias]), "alias"
+        stage = model.stage or LEGACY_STAGE
+        for mv in registered.latest_versions or []:
+            if mv.current_stage == stage:
+                return str(mv.version), "stage"
+        return None
+
+    def _registered_model(self, name: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with self._errors(f"model {name!r}"):
+                return self.client.get_registered_model(name)
+        except InputError as exc:
+            if isinstance(exc.__cause__, MlflowException) and \
+                    exc.__cause__.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    def versions(self, name: str) -> list[VersionInfo]:
+        """Every version of the model, newest first, with aliases filled in."""
+        registered = self._registered_model(name)
+        if registered is None:
+            return []
+        by_version: dict[str, list[str]] = {}
+        for alias, version in (registered.aliases or {}).items():
+            by_version.setdefault(str(version), []).append(alias)
+        with self._errors(f"versions of model {name!r}"):
+            found = self.client.search_model_versions(f"name = '{_quote(name)}'")
+        infos = [VersionInfo(version=str(mv.version), run_id=mv.run_id,
+                             aliases=tuple(sorted(by_version.get(str(mv.version), []))),
+                             stage=mv.current_stage or "None", tags=dict(mv.tags or {}),
+                             created=int(mv.creation_timestamp or 0)) for mv in found]
+        return sorted(infos, key=lambda v: int(v.version), reverse=True)
+
+    def download(self, run_id: str, path: str, dest: str) -> Path | None:
+        """Download one artifact path of a run; None when the run does not have it."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            local = self.client.download_artifacts(run_id, path, dest)
+        except (MlflowException, OSError) as exc:
+            if _is_infra(exc):
+                raise InfraError(f"cannot download {path} of run {run_id} from "
+                                 f"{redact_uri(self.uri)}: {_first_line(exc)}") from None
+            return None
+        return Path(local)
+
+    def download_model(self, name: str, version: str, dest: str) -> Path | None:
+        """The champion's model directory (MLmodel, model.skops), or None if gone."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}", dst_path=dest,
+                tracking_uri=self.uri)
+        except (MlflowException, OSError) as exc:
+            if _is_infra(exc):
+                raise InfraError(f"cannot download model {name!r} v{version}: "
+                                 f"{_first_line(exc)}") from None
+            return None
+        return Path(local)
+
+    # -- writing -----------------------------------------------------------------
+
+    def register(self, name: str, run: RunInfo) -> str:
+        """The run's model as a version of `name`; the same run never becomes two."""
+        if not run.model_id:
+            raise InputError(f"run {run.run_id} logged no model: nothing to register")
+        with self._errors(f"registering run {run.run_id} as model {name!r}"):
+            existing = self.client.search_model_versions(
+                f"name = '{_quote(name)}' and run_id = '{_quote(run.run_id)}'")
+            if existing:
+                return str(min(int(mv.version) for mv in existing))
+            if self._registered_model(name) is None:
+                self.client.create_registered_model(name)
+            mv = self.client.create_model_version(
+                name, source=f"models:/{run.model_id}", run_id=run.run_id,
+                model_id=run.model_id, await_creation_for=60)
+        return str(mv.version)
+
+    def move_champion(self, model: ModelConfig, version: str, expected: str | None,
+                      tags: Mapping[str, str]) -> None:
+        """Point the alias (and stage) at `version` if the champion is still `expected`.
+
+        Tags describing the decision go on first; the alias moves last, and is read
+        back because set_registered_model_alias is last-writer-wins.
+        """
+        self.check_unchanged(model, expected)
+        with self._errors(f"promoting model {model.name!r} v{version}"):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(model.name, version, key, value)
+            self.client.set_registered_model_alias(model.name, model.alias, version)
+            if model.stage:
+                with _quiet():
+                    self.client.transition_model_version_stage(
+                        model.name, version, model.stage, archive_existing_versions=False)
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            after = self.champion_version(model)
+            if after != version:
+                raise InfraError(f"another promotion of {model.name!r} won the race: "
+                                 f"Production is {_v(after)}, not v{version}")
+            self.client.set_model_version_tag(model.name, version, "gate.promoted_at", now)
+
+    def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
+        """Raise InfraError if Production is no longer the version the gate compared to."""
+        current = self.champion_version(model)
+        if current != expected:
+            raise InfraError(f"Production of {model.name!r} moved from {_v(expected)} to "
+                             f"{_v(current)} while the gate ran; nothing was promoted, "
+                             "re-run the gate against the new champion")
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        with self._errors(f"tagging model {name!r} v{version}"):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
+    def version(self, name: str, version: str) -> VersionInfo:
+        with self._errors(f"model {name!r} version {version}"):
+            mv = self.client.get_model_version(name, version)
+        return VersionInfo(version=str(mv.version), run_id=mv.run_id,
+                           aliases=tuple(mv.aliases or ()),
+                           stage=mv.current_stage or "None", tags=dict(mv.tags or {}),
+                           created=int(mv.creation_timestamp or 0))
+
+    # -- errors ------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        from mlflow.exceptions import MlflowException, RestException
+
+        try:
+            yield
+        except GateError:
+            raise
+        except RestException as exc:
+            raise _from_rest(exc, what, self.uri) from exc
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                raise InputError(f"{what}: {_first_line(exc)}") from exc
+            raise InfraError(f"MLflow at {redact_uri(self.uri)} failed on {what}: "
+                             f"{_short_infra(exc)}") from exc
+        except OSError as exc:
+            raise InfraError(f"cannot reach MLflow at {redact_uri(self.uri)} ({what}): "
+                             f"{type(exc).__name__}") from exc
+
+
+def _from_rest(exc: Any, what: str, uri: str) -> GateError:
+    code = exc.error_code
+    if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+        return InputError(f"{what}: {_first_line(exc)}")
+    if code in ("PERMISSION_DENIED", "UNAUTHENTICATED") or \
+            getattr(exc, "get_http_status_code", lambda: 0)() in (401, 403):
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+        who = f" user {user!r}" if user else ""
+        return InfraError(f"MLflow at {redact_uri(uri)} refused{who} {what}: "
+                          f"{_first_line(exc)}")
+    return InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: {_first_line(exc)}")
+
+
+def _is_infra(exc: BaseException) -> bool:
+    text = str(exc)
+    return "Max retries exceeded" in text or "Connection" in type(exc).__name__ or \
+        "403" in text or "401" in text
+
+
+def _short_infra(exc: BaseException) -> str:
+    text = str(exc)
+    if "Max retries exceeded" in text or "Failed to establish" in text:
+        return "server not reachable (connection refused or timed out)"
+    return _first_line(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return redact_uri(str(message).strip().splitlines()[0])[:300] if message else \
+        type(exc).__name__
+
+
+def _run_info(run: Any) -> RunInfo:
+    data = run.data
+    return RunInfo(run_id=run.info.run_id, name=run.info.run_name or "",
+                   experiment_id=run.info.experiment_id, metrics=dict(data.metrics),
+                   params=dict(data.params), tags=dict(data.tags),
+                   artifact_uri=run.info.artifact_uri, start_time=run.info.start_time or 0,
+                   model_id=_model_id(run))
+
+
+def _model_id(run: Any) -> str | None:
+    outputs = getattr(run, "outputs", None)
+    models = getattr(outputs, "model_outputs", None) or []
+    return models[-1].model_id if models else None
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _v(version: str | None) -> str:
+    return f"v{version}" if version else "no version"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence MLflow's stage deprecation and registration chatter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def temp_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="gate-")

@@ -1,0 +1,47 @@
+"""Where MLflow lives, and how hard the client tries to reach it."""
+from __future__ import annotations
+
+import os
+import re
+from typing import MutableMapping
+
+from gate.errors import InputError
+
+EMBEDDED_STORE = "sqlite:///mlruns.db"
+
+# MLflow's defaults retry a dead server for minutes; a CI gate should answer in
+# under half a minute: 3 retries with backoff 1 s (1 + 2 + 4 s) and a 10 s timeout.
+CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+# Skops refuses anything not on this list; mlflow's own loader would trust the list
+# stored inside the model, which the model's author controls.
+TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
+
+
+def resolve_tracking_uri(environ: MutableMapping[str, str] = os.environ) -> str:
+    """The tracking URI to use; in GitHub Actions a missing one is an error."""
+    uri = environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if uri:
+        return uri
+    if environ.get("GITHUB_ACTIONS") == "true":
+        raise InputError("MLFLOW_TRACKING_URI is not set: in CI the gate refuses the embedded "
+                         "store, which would see no Production model and pass everything")
+    return EMBEDDED_STORE
+
+
+def apply_client_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
+    for key, value in CLIENT_DEFAULTS.items():
+        environ.setdefault(key, value)
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact_uri(uri: str) -> str:
+    """The URI without any user:password@ part, fit for logs and reports."""
+    return _USERINFO.sub("", uri)

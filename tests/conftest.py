@@ -1,0 +1,119 @@
+"""Fixtures that start real things: a local MLflow store, a real `mlflow server`."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+# tests run in-process and in subprocesses; both must find the package
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT),
+                                                         os.environ.get("PYTHONPATH")]))
+
+_ENV_TO_CLEAR = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "MLFLOW_EXPERIMENT_NAME", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY",
+                 "GITHUB_OUTPUT", "GITHUB_EVENT_PATH", "GITHUB_TOKEN", "GITHUB_REPOSITORY",
+                 "GITHUB_SHA", "GITHUB_ACTOR", "GITHUB_ENV", "GITHUB_EVENT_NAME",
+                 "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "GITHUB_RUN_ID", "GITHUB_API_URL")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never inherit a tracking URI or a GitHub context from the shell."""
+    for key in _ENV_TO_CLEAR:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty sqlite store: MLflow's migrations take ~10 s, run them once."""
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    path = tmp_path_factory.mktemp("store") / "mlruns.db"
+    _get_store(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def local_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, empty_store: Path) -> Path:
+    """A fresh working directory where the gate uses its embedded sqlite store."""
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(empty_store, tmp_path / "mlruns.db")
+    # MLflow caches stores by URI within a process, so the relative default
+    # (sqlite:///mlruns.db) would keep pointing at the first test's directory
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlruns.db")
+    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    return tmp_path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free 127.0.0.1 port, SQLite backend, served artifacts."""
+    import shutil
+
+    home = tmp_path_factory.mktemp("mlflow-server")
+    shutil.copy(empty_store, home / "mlflow.db")   # migrated already: starts in seconds
+    port = free_port()
+    log = open(home / "server.log", "wb")
+    proc = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{home}/mlflow.db",
+         "--artifacts-destination", str(home / "artifacts"), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=home)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def train(*args: str) -> str:
+    """Train in-process with the reference trainer; return the run id."""
+    import json
+    import tempfile
+
+    import train_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp, "train.json")
+        code = train_model.main(["--n-estimators", "10", *args, "--json", str(out)])
+        assert code == 0, f"train_model exited {code}"
+        return json.loads(out.read_text())["run_id"]
