@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -247,6 +248,7 @@ def write_outputs(result: dict[str, Any], json_path: str | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     apply_client_defaults()
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     try:
         result = train(args)
         write_outputs(result, args.json)
