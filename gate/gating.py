@@ -96,7 +96,8 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
             "gate.actor": actor(), "gate.metrics": _metrics_tag(candidate.metrics)}
     if reason:
         tags["gate.reason"] = reason[:500]
-    registry.move_champion(model, version, expected, tags)
+    with registry.promotion_lock(model.name):
+        registry.move_champion(model, version, expected, tags)
     return version
 
 

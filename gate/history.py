@@ -47,8 +47,9 @@ def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO
                          "with `gate promote --version N --force --reason TEXT`")
     registry.version(model.name, previous)   # it must still exist
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    registry.move_champion(model, previous, current,
-                           {"gate.restored_from": current, "gate.actor": actor()})
+    with registry.promotion_lock(model.name):
+        registry.move_champion(model, previous, current,
+                               {"gate.restored_from": current, "gate.actor": actor()})
     registry.tag_version(model.name, current, {
         "gate.rolled_back_at": now, "gate.rollback_reason": (reason or "none given")[:500],
         "gate.rolled_back_by": actor()})

@@ -10,6 +10,8 @@ import contextlib
 import datetime as dt
 import os
 import tempfile
+import time
+import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +21,9 @@ from gate.config import ModelConfig
 from gate.errors import GateError, InfraError, InputError
 from gate.tracking import apply_client_defaults, redact_uri
 
-GATE_TAGS = ("gate.status", "gate.champion_version", "gate.commit", "gate.actor",
-             "gate.reason", "gate.promoted_at", "gate.rolled_back_at")
+LOCK_TAG = "gate.lock"
+LOCK_TTL = 120          # seconds a crashed promotion can block the next one
+LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
 
 
@@ -203,6 +206,33 @@ class Registry:
                                  f"Production is {_v(after)}, not v{version}")
             self.client.set_model_version_tag(model.name, version, "gate.promoted_at", now)
 
+    @contextlib.contextmanager
+    def promotion_lock(self, name: str) -> Iterator[None]:
+        """Hold a lease on moving Production of `name`.
+
+        MLflow has no compare-and-set, so two promotions write their token to a
+        registered-model tag, wait for writes in flight to land, and only the one
+        whose token survived goes on; a crashed holder's lease expires.
+        """
+        token = f"{uuid.uuid4().hex}:{int(time.time()) + LOCK_TTL}"
+        with self._errors(f"locking model {name!r} for promotion"):
+            held = (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG)
+            if held and not _expired(held):
+                raise InfraError(f"another promotion of {name!r} is in progress; nothing "
+                                 "was promoted, re-run the gate after it finishes")
+            self.client.set_registered_model_tag(name, LOCK_TAG, token)
+            time.sleep(LOCK_SETTLE)
+            if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) != token:
+                raise InfraError(f"another promotion of {name!r} took the lock first; "
+                                 "nothing was promoted, re-run the gate against it")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                # release only our own lease: an expired one may have been taken over
+                if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) == token:
+                    self.client.delete_registered_model_tag(name, LOCK_TAG)
+
     def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
         """Raise InfraError if Production is no longer the version the gate compared to."""
         current = self.champion_version(model)
@@ -295,6 +325,13 @@ def _model_id(run: Any) -> str | None:
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
+
+
+def _expired(lease: str) -> bool:
+    try:
+        return int(lease.rsplit(":", 1)[1]) < time.time()
+    except (IndexError, ValueError):
+        return True
 
 
 def _v(version: str | None) -> str:
