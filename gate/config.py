@@ -23,6 +23,13 @@ class ModelConfig:
     name: str = ""
     alias: str = "production"
     stage: str | None = None
+    trusted_types: tuple[str, ...] = ()     # extra skops types to trust, beyond the gate's
+
+    @property
+    def all_trusted_types(self) -> tuple[str, ...]:
+        from gate.tracking import TRUSTED_TYPES
+
+        return TRUSTED_TYPES + self.trusted_types
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "name": ((str,), False),
         "alias": ((str,), False),
         "stage": ((str,), False),
+        "trusted_types": ((list,), False),
     },
     "compare": {
         "policy": ((str,), False),
@@ -109,7 +117,12 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
     _check_keys(data, _TOP_LEVEL, source, "")
-    model = ModelConfig(**_section(data, "model", source))
+    model_raw = _section(data, "model", source)
+    types = model_raw.get("trusted_types", [])
+    if not all(isinstance(t, str) and t for t in types):
+        raise ConfigError(f"{source}: model.trusted_types must be an array of type names")
+    model_raw["trusted_types"] = tuple(types)
+    model = ModelConfig(**model_raw)
     compare_raw = _section(data, "compare", source)
     primary = compare_raw.pop("primary_metric", "")
     compare = CompareConfig(**compare_raw)

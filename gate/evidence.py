@@ -15,7 +15,6 @@ from gate.config import Config
 from gate.decide import Evidence, PairedStat
 from gate.errors import InputError
 from gate.registry import Champion, Registry, RunInfo, temp_dir
-from gate.tracking import TRUSTED_TYPES
 
 EVAL_ROWS = "gate/eval_rows.csv"
 PREDICTIONS = "gate/predictions.csv"
@@ -77,11 +76,11 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
             raise Fallback(f"the candidate run has no {EVAL_ROWS} and {PREDICTIONS}")
         rows = pd.read_csv(rows_file)
         predictions = pd.read_csv(preds_file)
-        model_dir = registry.download_model(config.model.name, champion.version,
+        model_dir = registry.download_model(f"models:/{config.model.name}/{champion.version}",
                                             str(Path(tmp, "champion")))
         if model_dir is None:
             raise Fallback(f"the model files of champion v{champion.version} are gone")
-        loaded = modelfile.load(model_dir, TRUSTED_TYPES,
+        loaded = modelfile.load(model_dir, config.model.all_trusted_types,
                                 f"champion {config.model.name} v{champion.version}")
     if target not in rows.columns or "prediction" not in predictions.columns \
             or len(rows) != len(predictions):
@@ -99,6 +98,22 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
             rule.name, rule.direction, y_true, champion_pred, candidate_pred,
             confidence=compare.confidence, resamples=compare.resamples, seed=compare.seed)
     return paired, len(rows)
+
+
+def vet_candidate_model(registry: Registry, config: Config, candidate: RunInfo) -> None:
+    """Refuse a candidate whose model file asks for types the gate does not trust.
+
+    Only the file's type list is read (nothing of it is built or run), so a hostile
+    model is stopped before it can be registered or promoted.
+    """
+    if not candidate.model_id:
+        return
+    with temp_dir() as tmp:
+        model_dir = registry.download_model(f"models:/{candidate.model_id}", tmp)
+        if model_dir is None:
+            raise InputError(f"the model of run {candidate.run_id} cannot be downloaded")
+        modelfile.vet(model_dir, config.model.all_trusted_types,
+                      f"candidate model of run {candidate.run_id}")
 
 
 def _predict(loaded: modelfile.LoadedModel, features: Any, version: str) -> Any:

@@ -38,6 +38,7 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
              override_hint: str = "") -> Outcome:
     """Judge one run against the champion; promote when asked and allowed."""
     candidate = registry.run(run_id)
+    evidence.vet_candidate_model(registry, config, candidate)
     champion = registry.champion(config.model)
     gathered = evidence.gather(registry, config, candidate, champion)
     verdict = decide(config, gathered.evidence)

@@ -49,10 +49,8 @@ def untrusted_types(model_file: Path, trusted: Iterable[str]) -> list[str]:
     return sorted(t for t in found if t not in allowed)
 
 
-def load(model_dir: Path, trusted: Iterable[str], label: str) -> LoadedModel:
-    """The estimator and its input columns; InputError if it is not a safe skops file."""
-    import skops.io
-
+def vet(model_dir: Path, trusted: Iterable[str], label: str) -> tuple[Path, dict[str, Any]]:
+    """The model file and MLmodel, if it is a skops file asking only for trusted types."""
     mlmodel = read_mlmodel(model_dir)
     flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
     fmt = flavor.get("serialization_format")
@@ -60,10 +58,21 @@ def load(model_dir: Path, trusted: Iterable[str], label: str) -> LoadedModel:
         raise InputError(f"{label}: saved as {fmt or 'an unknown format'!s}, not skops; "
                          "the gate loads only skops models (pickle can run arbitrary code)")
     model_file = model_dir / flavor.get("pickled_model", "model.skops")
-    trusted = list(trusted)
-    refused = untrusted_types(model_file, trusted)
+    try:
+        refused = untrusted_types(model_file, trusted)
+    except Exception as exc:  # skops raises many types on a corrupt file
+        raise InputError(f"{label}: unreadable skops file ({type(exc).__name__})") from None
     if refused:
         raise InputError(f"{label}: needs untrusted types {', '.join(refused)}; refusing to "
                          "load it (add them to [model] trusted_types only if you trust them)")
+    return model_file, mlmodel
+
+
+def load(model_dir: Path, trusted: Iterable[str], label: str) -> LoadedModel:
+    """The estimator and its input columns; InputError if it is not a safe skops file."""
+    import skops.io
+
+    trusted = list(trusted)
+    model_file, mlmodel = vet(model_dir, trusted, label)
     estimator = skops.io.load(str(model_file), trusted=trusted)
     return LoadedModel(estimator, input_columns(mlmodel))

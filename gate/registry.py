@@ -149,21 +149,21 @@ class Registry:
             return None
         return Path(local)
 
-    def download_model(self, name: str, version: str, dest: str) -> Path | None:
-        """The champion's model directory (MLmodel, model.skops), or None if gone."""
+    def download_model(self, uri: str, dest: str) -> Path | None:
+        """A model directory (MLmodel, model.skops) by `models:/` URI, or None if gone."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
         try:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}", dst_path=dest,
-                tracking_uri=self.uri)
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dest,
+                                                        tracking_uri=self.uri)
         except (MlflowException, OSError) as exc:
             if _is_infra(exc):
-                raise InfraError(f"cannot download model {name!r} v{version}: "
-                                 f"{_first_line(exc)}") from None
+                raise InfraError(f"cannot download {uri} from {redact_uri(self.uri)}: "
+                                 f"{_short_infra(exc)}") from None
             return None
-        return Path(local)
+        # a deleted artifact folder can "download" as an empty directory
+        return Path(local) if Path(local, "MLmodel").is_file() else None
 
     # -- writing -----------------------------------------------------------------
 
@@ -290,9 +290,15 @@ def _from_rest(exc: Any, what: str, uri: str) -> GateError:
 
 
 def _is_infra(exc: BaseException) -> bool:
+    """Unreachable or refused (exit 3), as opposed to simply not there."""
+    import requests
+
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError)):
+        return True
+    status = getattr(exc, "get_http_status_code", lambda: 0)()
     text = str(exc)
-    return "Max retries exceeded" in text or "Connection" in type(exc).__name__ or \
-        "403" in text or "401" in text
+    return status in (401, 403) or status >= 500 or "Max retries exceeded" in text or \
+        "Failed to establish" in text
 
 
 def _short_infra(exc: BaseException) -> str:
