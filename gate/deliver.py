@@ -112,13 +112,21 @@ def post_comment(report: Report, model_name: str, targets: Targets, out: TextIO,
         if not token or not repo:
             raise InputError("GITHUB_TOKEN and GITHUB_REPOSITORY are needed")
         client = github.GitHubClient(environ.get("GITHUB_API_URL", "https://api.github.com"),
-                                     token)
+                                     token, max_wait=_max_wait(environ))
         body = github.fit_comment(report.markdown, report.without_details)
         action = client.upsert_comment(repo, pr, body, marker(model_name))
     except GateError as exc:
         print(github.warning(f"PR comment not posted (the verdict stands): {exc}"), file=out)
         return
     print(f"gate: PR #{pr} comment {action}", file=sys.stderr)
+
+
+def _max_wait(environ: Mapping[str, str]) -> float:
+    """Seconds the comment may spend retrying GitHub (GATE_GITHUB_MAX_WAIT, default 60)."""
+    try:
+        return max(0.0, float(environ.get("GATE_GITHUB_MAX_WAIT", "60")))
+    except ValueError:
+        return 60.0
 
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:
