@@ -44,6 +44,7 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     verdict = decide(config, gathered.evidence)
     forced = force_reason is not None and not verdict.passed
     notes = list(gathered.notes)
+    history = trend(registry, config, champion)     # read before anything is written
 
     promoted, promote_error = None, None
     if promote and (verdict.passed or forced):
@@ -61,7 +62,7 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
                   tracking_uri=registry.uri, candidate=candidate, champion=champion,
                   promote_requested=promote, promoted_version=promoted,
                   commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
-                  trend=trend(registry, config, champion), config=config,
+                  trend=history, config=config,
                   override_hint=override_hint)
     report = render(verdict, ctx)
     data = deliver.verdict_json(verdict, promoted, {

@@ -22,7 +22,7 @@ from gate.errors import GateError, InfraError, InputError
 from gate.tracking import apply_client_defaults, redact_uri
 
 LOCK_TAG = "gate.lock"
-LOCK_TTL = 120          # seconds a crashed promotion can block the next one
+LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK_TTL)
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
 
@@ -214,12 +214,14 @@ class Registry:
         registered-model tag, wait for writes in flight to land, and only the one
         whose token survived goes on; a crashed holder's lease expires.
         """
-        token = f"{uuid.uuid4().hex}:{int(time.time()) + LOCK_TTL}"
+        ttl = float(os.environ.get("GATE_LOCK_TTL", LOCK_TTL))
+        token = f"{uuid.uuid4().hex}:{int(time.time() + ttl)}"
         with self._errors(f"locking model {name!r} for promotion"):
             held = (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG)
             if held and not _expired(held):
-                raise InfraError(f"another promotion of {name!r} is in progress; nothing "
-                                 "was promoted, re-run the gate after it finishes")
+                raise InfraError(f"another promotion of {name!r} is in progress (or crashed "
+                                 f"less than {ttl:.0f} s ago); nothing was promoted, re-run "
+                                 "the gate after it finishes")
             self.client.set_registered_model_tag(name, LOCK_TAG, token)
             time.sleep(LOCK_SETTLE)
             if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) != token:
