@@ -131,8 +131,9 @@ def _promote(args: argparse.Namespace, registry: object, cfg: config_mod.Config)
 def _skip(args: argparse.Namespace) -> int:
     from gate.report import render_skipped
 
-    how = ("A maintainer can run it after review: Actions → the promote/gate workflow → "
-           "Run workflow, or locally `python -m gate check --run-id RUN`.")
+    how = ("A maintainer can run it after review: Actions → model-gate manual → "
+           "`check-pr` with the PR number and the reviewed commit SHA, or locally "
+           "`python -m gate check --run-id RUN`.")
     markdown = render_skipped(args.reason, args.model_name, how)
     sys.stdout.write(markdown)
     github.write_summary(markdown, args.summary or os.environ.get("GITHUB_STEP_SUMMARY"))
