@@ -28,7 +28,8 @@ def actions(local_store: Path, monkeypatch: pytest.MonkeyPatch):
                            "GITHUB_OUTPUT": str(local_store / "output"),
                            "GITHUB_STEP_SUMMARY": str(local_store / "summary.md"),
                            "GATE_GITHUB_MAX_WAIT": "2",
-                           "MLFLOW_TRACKING_PASSWORD": "mlflow-pass-123"}.items():
+                           "MLFLOW_TRACKING_PASSWORD": "mlflow-pass-123",
+                           "AWS_SECRET_ACCESS_KEY": "aws-secret-key-456"}.items():
             monkeypatch.setenv(key, value)
         yield api
 
@@ -103,9 +104,10 @@ def test_secrets_never_printed(actions: FakeGitHub, local_store: Path,
     main(["check", "--run-id", run_id, "--comment", "--json", "v.json"])
     captured = capsys.readouterr()
     masked = [line for line in captured.out.splitlines() if line.startswith("::add-mask::")]
-    assert {"::add-mask::" + FAKE_TOKEN, "::add-mask::mlflow-pass-123"} <= set(masked)
+    secrets = (FAKE_TOKEN, "mlflow-pass-123", "aws-secret-key-456")
+    assert {"::add-mask::" + secret for secret in secrets} <= set(masked)
     rest = "\n".join(line for line in captured.out.splitlines() if line not in masked)
-    for secret in (FAKE_TOKEN, "mlflow-pass-123"):
+    for secret in secrets:
         for text in (rest, captured.err, Path("summary.md").read_text(),
                      Path("v.json").read_text(), Path("output").read_text(),
                      actions.comments(REPO, 7)[0]["body"]):

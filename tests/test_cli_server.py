@@ -86,3 +86,29 @@ def test_credentials_in_the_uri_never_printed(tmp_path: Path) -> None:
     done = run(["-m", "gate", "check", "--run-id", "a" * 32], env, tmp_path)
     assert done.returncode == 3
     assert "s3cr3t-pass" not in done.stderr + done.stdout
+
+
+def test_credentials_in_a_working_uri_stay_out_of_every_output(
+        mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from gate.cli import main
+    from tests.conftest import train as train_in_process
+
+    secret_uri = mlflow_server.replace("http://", "http://ci-user:uri-pass-789@")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text().replace(
+        'name = "diabetes-regressor"', 'name = "cred-model"'))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_uri)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(tmp_path / "out"))
+    run_id = train_in_process()
+    assert main(["check", "--run-id", run_id, "--promote", "--json", "v.json",
+                 "--summary", "s.md"]) == 0
+    captured = capsys.readouterr()
+    outside_masks = "\n".join(line for line in captured.out.splitlines()
+                              if not line.startswith("::add-mask::"))
+    assert "::add-mask::uri-pass-789" in captured.out
+    for text in (outside_masks, captured.err, (tmp_path / "s.md").read_text(),
+                 (tmp_path / "v.json").read_text(), (tmp_path / "out").read_text()):
+        assert "uri-pass-789" not in text
+    assert f"{mlflow_server}/#/experiments/" in (tmp_path / "s.md").read_text()
