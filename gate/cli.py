@@ -60,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     common(status, model_required=True)
     status.add_argument("--json", metavar="PATH")
 
+    prune = sub.add_parser("prune", help="list (or --yes: delete) old CI runs that back "
+                                         "no model version")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--keep", type=int, default=0, metavar="N",
+                       help="keep the N newest CI runs of each experiment (default 0)")
+    prune.add_argument("--experiment", action="append", metavar="NAME",
+                       help="experiment name or id, repeatable (default: model-gate)")
+    prune.add_argument("--yes", action="store_true", help="delete (default: dry run)")
+
     skip = sub.add_parser("skip", help="report that the gate did not run, and why")
     skip.add_argument("--reason", required=True)
     skip.add_argument("--model-name", default="model")
@@ -91,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "skip":
         return _skip(args)
+    if args.command == "prune":
+        return _prune(args)
     cfg = config_mod.load(args.config).with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
@@ -126,6 +137,18 @@ def _promote(args: argparse.Namespace, registry: object, cfg: config_mod.Config)
     if args.force and outcome.promoted_version and outcome.promote_error is None:
         return 0
     return outcome.exit_code
+
+
+def _prune(args: argparse.Namespace) -> int:
+    from mlflow import MlflowClient
+
+    from gate.prune import prune
+
+    uri = resolve_tracking_uri()
+    report = prune(MlflowClient(tracking_uri=uri, registry_uri=uri),
+                   args.experiment or ["model-gate"], args.older_than, args.keep, args.yes)
+    print("\n".join(report.lines()))
+    return 0
 
 
 def _skip(args: argparse.Namespace) -> int:

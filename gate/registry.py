@@ -269,8 +269,9 @@ class Registry:
         except RestException as exc:
             raise _from_rest(exc, what, self.uri) from exc
         except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                raise InputError(f"{what}: {_first_line(exc)}") from exc
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE",
+                                  *_REFUSED):
+                raise _from_rest(exc, what, self.uri) from exc
             raise InfraError(f"MLflow at {redact_uri(self.uri)} failed on {what}: "
                              f"{_short_infra(exc)}") from exc
         except OSError as exc:
@@ -278,16 +279,28 @@ class Registry:
                              f"{type(exc).__name__}") from exc
 
 
+_REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+# What each refusal means for a gate user, and what fixes it.
+_REFUSAL_HINT = {
+    403: "registering versions, tagging and moving aliases need EDIT on the registered "
+         "model (MANAGE to change permissions)",
+    401: "the credentials were rejected: check MLFLOW_TRACKING_USERNAME and "
+         "MLFLOW_TRACKING_PASSWORD",
+}
+
+
 def _from_rest(exc: Any, what: str, uri: str) -> GateError:
     code = exc.error_code
     if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
         return InputError(f"{what}: {_first_line(exc)}")
-    if code in ("PERMISSION_DENIED", "UNAUTHENTICATED") or \
-            getattr(exc, "get_http_status_code", lambda: 0)() in (401, 403):
+    status = getattr(exc, "get_http_status_code", lambda: 0)()
+    if code in _REFUSED or status in (401, 403):
+        status = status if status in (401, 403) else \
+            (401 if code == "UNAUTHENTICATED" else 403)
         user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
         who = f" user {user!r}" if user else ""
-        return InfraError(f"MLflow at {redact_uri(uri)} refused{who} {what}: "
-                          f"{_first_line(exc)}")
+        return InfraError(f"MLflow at {redact_uri(uri)} refused{who} {what} "
+                          f"(HTTP {status}): {_REFUSAL_HINT[status]}")
     return InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: {_first_line(exc)}")
 
 

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run as root before the stack tests (tests/stack.py): they need PostgreSQL's server
+# binaries and the `postgres` OS user to run them as (initdb and postgres refuse root).
+# Idempotent, and quick when everything is in place: apt runs only if something is missing.
+# S3 (moto_server) and MLflow come from the project venv, not from here.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "stack-setup: run me as root" >&2
+    exit 1
+fi
+
+find_pg_bin() {
+    # The newest installed major version, e.g. /usr/lib/postgresql/15/bin
+    find /usr/lib/postgresql -mindepth 3 -maxdepth 3 -path '*/bin/initdb' -executable 2>/dev/null \
+        | sort -V | tail -n 1 | xargs -r dirname
+}
+
+pg_bin=$(find_pg_bin)
+if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/postgres" ]; then
+    echo "stack-setup: installing the PostgreSQL server (apt)"
+    # The tests make their own throwaway cluster; stop Debian from creating and starting
+    # a system one on port 5432. --force-confold keeps this file through the install.
+    mkdir -p /etc/postgresql-common
+    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.conf
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold \
+        postgresql >/dev/null
+    pg_bin=$(find_pg_bin)
+fi
+if [ -z "$pg_bin" ]; then
+    echo "stack-setup: PostgreSQL server binaries still missing" >&2
+    exit 1
+fi
+
+if ! id -u postgres >/dev/null 2>&1; then
+    useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres
+fi
+
+echo "stack-setup: $("$pg_bin/postgres" --version) at $pg_bin, run as user postgres"

@@ -1,0 +1,138 @@
+"""Helpers shared by the benches: markdown tables, timing, the machine line, and a
+real `mlflow server` on a pre-migrated SQLite store."""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+BIN = Path(sys.executable).parent
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub markdown table; right-aligns the columns whose cells are numbers."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    numeric = [all(_is_number(row[i]) for row in rows) if rows else False
+               for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |",
+             "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines) + "\n"
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            float(value.replace(",", ""))
+        except ValueError:
+            return False
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value).replace("|", "\\|")
+
+
+def pct(value: float, digits: int = 1) -> str:
+    return f"{100 * value:.{digits}f} %"
+
+
+def rate(hits: int, total: int) -> str:
+    """`hits/total (x %)`, or a dash when there is nothing to count."""
+    return f"{hits}/{total} ({100 * hits / total:.0f} %)" if total else "-"
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, list[float]]:
+    """The median wall time of `repeats` calls, and every time."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def machine() -> str:
+    """One line naming when and where a figure was measured."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    versions = ", ".join(f"{pkg} {version(pkg)}" for pkg in ("mlflow", "scikit-learn", "numpy"))
+    return (f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.machine()}, "
+            f"{os.cpu_count()} cores (1-min load {load:.1f} at start), "
+            f"Python {platform.python_version()}, {versions}")
+
+
+_STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Progress goes to stderr, so stdout is only the markdown."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrated_store(path: Path, template: Path | None = None) -> Path:
+    """An initialised SQLite store at `path`: a copy of `template` when given, since
+    MLflow's migrations take ~10 s."""
+    if template is not None:
+        shutil.copy(template, path)
+        return path
+    from mlflow.tracking._tracking_service.utils import _get_store
+
+    _get_store(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@contextlib.contextmanager
+def mlflow_server(home: Path, store: Path) -> Iterator[str]:
+    """A real `mlflow server` on a free 127.0.0.1 port with served artifacts; stopped
+    on exit, whatever happens."""
+    import requests
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with open(home / "server.log", "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+             "--backend-store-uri", f"sqlite:///{store}",
+             "--artifacts-destination", str(home / "artifacts"), "--workers", "1"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=home)
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"mlflow server exited with {proc.returncode}; "
+                                       f"see {home / 'server.log'}")
+                try:
+                    if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server at {url} did not start within 90 s")
+                time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

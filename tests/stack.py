@@ -1,0 +1,336 @@
+"""The shared-server stack, for real: PostgreSQL, an S3 endpoint and `mlflow server`.
+
+It mirrors deploy/docker-compose.yml on one machine: PostgreSQL holds the tracking, registry
+and auth databases, `moto_server` stands in for MinIO (MinIO is not installable here), and
+`mlflow server --app-name basic-auth --workers 2` proxies artifacts to the bucket. Everything
+binds 127.0.0.1 on free ports and lives in temp dirs; only the server process gets S3
+credentials, as in the deployment, so clients prove they need none.
+
+One stack per pytest session however many test modules use it: `stack` is memoised here
+and torn down through `config.add_cleanup`, because a session fixture imported into two
+modules would otherwise be started twice.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import psycopg
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+BOOTSTRAP = REPO / "deploy" / "bootstrap.py"
+BIN = Path(sys.executable).parent
+BUCKET = "mlflow-artifacts"
+REGION = "us-east-1"
+EXPERIMENT = "model-gate"
+MODEL = "diabetes-regressor"
+# Generous: the machine is shared, and three Python processes import MLflow at once.
+START_TIMEOUT = 300.0
+AUTH_CACHE_TTL = 3
+# Variables that would point a client at another server, store or identity.
+_CLIENT_ENV_DROP = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN", "MLFLOW_REGISTRY_URI", "MLFLOW_S3_ENDPOINT_URL",
+    "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "GITHUB_ACTIONS", "GITHUB_OUTPUT",
+    "GITHUB_STEP_SUMMARY", "GITHUB_EVENT_PATH", "GITHUB_TOKEN",
+)
+
+
+@dataclass(frozen=True)
+class Passwords:
+    admin_initial: str
+    admin: str
+    ci_pr: str
+    ci_promoter: str
+
+
+@dataclass(frozen=True)
+class Stack:
+    tracking_uri: str
+    s3_endpoint: str
+    bucket: str
+    pg_port: int
+    passwords: Passwords
+    workdir: Path
+    started_in: float
+
+    def s3(self):  # -> botocore S3 client; boto3 ships no type for it
+        return boto3.client(
+            "s3", endpoint_url=self.s3_endpoint, region_name=REGION,
+            aws_access_key_id="testing", aws_secret_access_key="testing",
+        )
+
+    def bucket_keys(self) -> list[str]:
+        pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket)
+        return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+    def client_env(self, username: str | None, password: str | None) -> dict[str, str]:
+        """Environment for a CI client process: tracking URI and credentials, nothing of S3."""
+        env = {k: v for k, v in os.environ.items()
+               if k not in _CLIENT_ENV_DROP and not k.startswith("AWS_")}
+        env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        if username is not None and password is not None:
+            env["MLFLOW_TRACKING_USERNAME"] = username
+            env["MLFLOW_TRACKING_PASSWORD"] = password
+        env["PYTHONPATH"] = str(REPO)
+        return env
+
+    def bootstrap_env(self) -> dict[str, str]:
+        env = self.client_env(None, None)
+        env.update({
+            "GATE_ADMIN_INITIAL_PASSWORD": self.passwords.admin_initial,
+            "GATE_ADMIN_PASSWORD": self.passwords.admin,
+            "GATE_CI_PR_PASSWORD": self.passwords.ci_pr,
+            "GATE_CI_PROMOTER_PASSWORD": self.passwords.ci_promoter,
+        })
+        return env
+
+    def run_bootstrap(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(BOOTSTRAP), "--experiment", EXPERIMENT, "--model-name", MODEL],
+            env=self.bootstrap_env(), cwd=self.workdir, capture_output=True, text=True,
+            timeout=120,
+        )
+
+    def admin(self) -> requests.Session:
+        session = requests.Session()
+        session.auth = ("admin", self.passwords.admin)
+        return session
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_bin() -> Path:
+    """The PostgreSQL server binaries: $GATE_PG_BIN, the newest Debian cluster, or PATH."""
+    if os.environ.get("GATE_PG_BIN"):
+        return Path(os.environ["GATE_PG_BIN"])
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+                   key=lambda p: int(Path(p).parent.parent.name))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).resolve().parent
+    raise RuntimeError("PostgreSQL server binaries not found: run .ci/stack-setup.sh as root")
+
+
+def _wait(ready: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}: {_tail(log)}")
+        if ready():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} not ready after {START_TIMEOUT:.0f}s: {_tail(log)}")
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def ready() -> bool:
+        try:
+            return requests.get(url, timeout=2).status_code < 500
+        except requests.RequestException:  # refused, or accepted but not answering yet
+            return False
+    return ready
+
+
+@contextmanager
+def _process(cmd: list[str], log: Path, stop: int = signal.SIGTERM,
+             **kwargs: object) -> Iterator[subprocess.Popen]:
+    """A child in its own process group, so teardown reaches workers it forked, too."""
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
+    try:
+        yield proc
+    finally:
+        _stop(proc, stop)
+
+
+def _stop(proc: subprocess.Popen, sig: int) -> None:
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+
+
+def _as_postgres() -> dict[str, object]:
+    # initdb and postgres refuse to run as root, and CI runs as root.
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
+
+
+@contextmanager
+def postgres(superuser_password: str) -> Iterator[int]:
+    """A throwaway cluster on a free port; yields the port. Durability is off: tests only."""
+    pg_bin = _pg_bin()
+    # Not under pytest's tmp dir: that one is 0700 root, out of the postgres user's reach.
+    root = Path(tempfile.mkdtemp(prefix="gate-pg-"))
+    try:
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        pwfile = root / "pw"
+        pwfile.write_text(superuser_password + "\n")
+        if os.geteuid() == 0:
+            shutil.chown(pwfile, "postgres", "postgres")
+        data, log = root / "data", root / "postgres.log"
+        subprocess.run(
+            [str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "scram-sha-256",
+             f"--pwfile={pwfile}", "--no-sync", "-E", "UTF8", "--locale=C"],
+            check=True, capture_output=True, timeout=120, **_as_postgres(),
+        )
+        port = free_port()
+        cmd = [str(pg_bin / "postgres"), "-D", str(data), "-p", str(port), "-k", str(root),
+               "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+               "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
+        with _process(cmd, log, signal.SIGINT, **_as_postgres()) as proc:
+            _wait(lambda: _pg_ready(port, superuser_password), proc, log, "PostgreSQL")
+            yield port
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _pg_ready(port: int, password: str) -> bool:
+    try:
+        with psycopg.connect(host="127.0.0.1", port=port, user="postgres",
+                             password=password, dbname="postgres", connect_timeout=2):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _create_databases(port: int, superuser_password: str, owner_password: str) -> None:
+    with psycopg.connect(host="127.0.0.1", port=port, user="postgres",
+                         password=superuser_password, dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE mlflow LOGIN PASSWORD '{owner_password}'")
+        conn.execute("CREATE DATABASE mlflow OWNER mlflow")
+        conn.execute("CREATE DATABASE mlflow_auth OWNER mlflow")
+
+
+def _moto_command(port: int) -> list[str]:
+    return [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
+
+
+@contextmanager
+def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
+                  admin_initial: str) -> Iterator[str]:
+    auth_ini = workdir / "basic_auth.ini"
+    # As deployed: no password in a URI (it would show in `ps`), libpq reads PGPASSWORD.
+    db = f"postgresql+psycopg://mlflow@127.0.0.1:{pg_port}"
+    # The deployed ini with only the database address swapped: the tests exercise its policy.
+    text = (REPO / "deploy" / "basic_auth.ini").read_text()
+    text = _with_setting(text, "database_uri", f"{db}/mlflow_auth")
+    # Short, so tests can watch a rotated password expire from the other worker's cache.
+    auth_ini.write_text(_with_setting(text, "auth_cache_ttl_seconds", str(AUTH_CACHE_TTL)))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "MLFLOW_", "PG"))}
+    env.update({
+        "PGPASSWORD": db_password,
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": admin_initial,
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16),
+        "MLFLOW_S3_ENDPOINT_URL": s3_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    })
+    cmd = [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--workers", "2",
+           "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"{db}/mlflow",
+           "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--serve-artifacts"]
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "mlflow.log"
+    with _process(cmd, log, env=env, cwd=workdir) as proc:
+        _wait(_http_ok(f"{url}/health"), proc, log, "mlflow server")
+        yield url
+
+
+def _with_setting(ini: str, key: str, value: str) -> str:
+    lines = [f"{key} = {value}" if line.split("=")[0].strip() == key else line
+             for line in ini.splitlines()]
+    assert f"{key} = {value}" in lines, f"{key} missing from deploy/basic_auth.ini"
+    return "\n".join(lines) + "\n"
+
+
+@contextmanager
+def running_stack() -> Iterator[Stack]:
+    started = time.monotonic()
+    passwords = Passwords(*(secrets.token_urlsafe(16) for _ in range(4)))
+    pg_super, db_password = secrets.token_hex(12), secrets.token_hex(12)
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gate-stack-")))
+        # moto starts while initdb runs: the two are independent.
+        s3_port, s3_log = free_port(), workdir / "moto.log"
+        s3_url = f"http://127.0.0.1:{s3_port}"
+        moto = stack.enter_context(_process(_moto_command(s3_port), s3_log))
+        pg_port = stack.enter_context(postgres(pg_super))
+        _wait(_http_ok(s3_url), moto, s3_log, "moto_server")
+        _create_databases(pg_port, pg_super, db_password)
+        boto3.client("s3", endpoint_url=s3_url, region_name=REGION,
+                     aws_access_key_id="testing",
+                     aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
+        url = stack.enter_context(
+            mlflow_server(workdir, pg_port, db_password, s3_url, passwords.admin_initial))
+        yield Stack(url, s3_url, BUCKET, pg_port, passwords, workdir,
+                    time.monotonic() - started)
+
+
+_SHARED: dict[str, Stack] = {}
+_FAILED: list[str] = []
+
+
+def shared_stack(config: pytest.Config) -> Stack:
+    if _FAILED:
+        # Fail every later test fast instead of paying the start-up again.
+        raise RuntimeError(f"the stack failed to start earlier: {_FAILED[0]}")
+    if "stack" not in _SHARED:
+        manager = running_stack()
+        try:
+            _SHARED["stack"] = manager.__enter__()
+        except Exception as exc:
+            _FAILED.append(str(exc)[:2000])
+            raise
+        config.add_cleanup(lambda: manager.__exit__(None, None, None))
+    return _SHARED["stack"]
+
+
+@pytest.fixture(scope="session")
+def bootstrapped(request: pytest.FixtureRequest) -> Stack:
+    """The stack after deploy/bootstrap.py: admin rotated, ci-pr and ci-promoter exist."""
+    live = shared_stack(request.config)
+    if "bootstrapped" not in _SHARED:
+        result = live.run_bootstrap()
+        assert result.returncode == 0, result.stdout + result.stderr
+        _SHARED["bootstrapped"] = live
+    return live

@@ -1,0 +1,70 @@
+"""The benches in their --quick mode, so they cannot rot: each runs end to end and
+prints the tables the README quotes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def tables(markdown: str) -> dict[str, list[dict[str, str]]]:
+    """Each markdown table under its `###` heading, as a list of rows by column name."""
+    found: dict[str, list[dict[str, str]]] = {}
+    heading, header = "", None
+    for line in markdown.splitlines():
+        if line.startswith("### "):
+            heading, header = line[4:].strip(), None
+        elif line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
+            if header is None:
+                header = cells
+                found[heading] = []
+            elif not set("".join(cells)) <= set("-: "):
+                found[heading].append(dict(zip(header, cells)))
+        else:
+            header = None
+    return found
+
+
+def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import decision_quality
+
+    assert decision_quality.main(["--quick"]) == 0
+    found = tables(capsys.readouterr().out)
+
+    false_blocks = found["False blocks (seed-only retrains)"]
+    assert [row["eval set"] for row in false_blocks] == ["diabetes", "friedman1"]
+    for row in false_blocks:
+        assert set(decision_quality.METHODS) <= set(row)
+        assert all("/" in row[m] for m in decision_quality.METHODS)
+    # 89 eval rows cannot detect a 2 % worsening: every verdict says so
+    sets = {row["eval set"]: row for row in found["Eval sets"]}
+    flagged, total = sets["diabetes"]["flagged underpowered"].split(" ")[0].split("/")
+    assert sets["diabetes"]["eval rows"] == "89" and flagged == total
+    kinds = {row["kind"] for row in found["Block rate by regression"]}
+    assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
+    assert found["Block rate by true effect"]
+
+
+def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch,
+                          capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import gate_speed
+
+    # in-process saves the ~15 s of importing mlflow and sklearn again; MLflow's
+    # set_experiment exports the experiment id, so it is put back after the test
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID", raising=False)
+    assert gate_speed.main(["--quick", "--tracking-uri", mlflow_server]) == 0
+    found = tables(capsys.readouterr().out)
+
+    decision = found["Decision: the gate against MLflow's native path"]
+    assert [row["data"] for row in decision] == ["diabetes"]
+    assert decision[0]["eval rows"] == "89"
+    assert float(decision[0]["native / gate"].rstrip("x")) > 0
+    assert int(decision[0]["gate requests"]) > 0 and int(decision[0]["native requests"]) > 0
+    rows = [row["eval rows"] for row in found["Paired bootstrap against eval rows"]]
+    assert rows == ["1,000", "10,000"]
+    history = found["One `gate check` against history"]
+    assert len(history) == 2 and all(float(row["median (s)"]) > 0 for row in history)
+    assert history[1]["history"] == "20 runs, 3 versions (one model)"
