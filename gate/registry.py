@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import math
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -332,10 +334,17 @@ def _first_line(exc: BaseException) -> str:
 def _run_info(run: Any) -> RunInfo:
     data = run.data
     return RunInfo(run_id=run.info.run_id, name=run.info.run_name or "",
-                   experiment_id=run.info.experiment_id, metrics=dict(data.metrics),
+                   experiment_id=run.info.experiment_id,
+                   metrics={k: _unsaturated(v) for k, v in data.metrics.items()},
                    params=dict(data.params), tags=dict(data.tags),
                    artifact_uri=run.info.artifact_uri, start_time=run.info.start_time or 0,
                    model_id=_model_id(run))
+
+
+def _unsaturated(value: float) -> float:
+    """MLflow's SQL stores save an infinite metric as +-sys.float_info.max: read it back
+    as infinite, so an rmse of -inf cannot pass as a very good model."""
+    return math.copysign(math.inf, value) if abs(value) >= sys.float_info.max else value
 
 
 def _model_id(run: Any) -> str | None:

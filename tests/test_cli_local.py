@@ -201,12 +201,15 @@ def test_required_metric_missing_is_exit_2(local_store: Path,
     assert "mape: required metric missing from the candidate run" in err
 
 
-def test_nan_metric_is_exit_2(local_store: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("value, shown", [(math.nan, "nan"), (math.inf, "inf"),
+                                          (-math.inf, "-inf")])
+def test_non_finite_metric_is_exit_2(local_store: Path, capsys: pytest.CaptureFixture,
+                                     value: float, shown: str) -> None:
     run_id = train()
-    client().log_metric(run_id, "rmse", math.nan)
+    client().log_metric(run_id, "rmse", value)
     code, verdict = check(run_id)
     assert code == 2 and verdict["status"] == "error"
-    assert "rmse: required metric not finite (nan)" in capsys.readouterr().err
+    assert f"rmse: required metric not finite ({shown})" in capsys.readouterr().err
 
 
 def test_model_name_without_versions_is_first_model(local_store: Path) -> None:
