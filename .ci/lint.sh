@@ -34,6 +34,7 @@ run "$bin/zizmor" --offline --no-progress --color never --persona pedantic \
     --config .github/zizmor.yml .github/workflows action.yml
 run "$bin/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}"
 run "$bin/check-jsonschema" --builtin-schema vendor.github-actions action.yml
+run "$bin/check-jsonschema" --builtin-schema vendor.compose-spec deploy/docker-compose.yml
 
 dockerfiles=(Dockerfile.model Dockerfile)
 while IFS= read -r -d '' file; do

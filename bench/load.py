@@ -144,9 +144,12 @@ def client_env(uri: str, user: str | None = None, password: str | None = None
 
 
 @contextlib.contextmanager
-def pg_server(home: Path) -> Iterator[Server]:
-    """The deployed stack from tests/stack.py, bootstrapped with its CI users."""
+def pg_server(home: Path, pool: int = 0) -> Iterator[Server]:
+    """The deployed stack from tests/stack.py, bootstrapped with its CI users; `pool` as
+    for sqlite_server."""
     from tests import stack as stack_mod
+
+    stack_mod.SERVER_ENV = pool_env(pool)
 
     # The stack shortens the auth cache to 3 s for its password-rotation tests; measure
     # the deployed setting (deploy/basic_auth.ini), or every request re-hashes a password.
@@ -157,7 +160,8 @@ def pg_server(home: Path) -> Iterator[Server]:
         if done.returncode != 0:
             raise RuntimeError(f"bootstrap failed: {done.stderr.strip()[-500:]}")
         pw = stack.passwords
-        server = Server("PostgreSQL backend (basic-auth app, S3 artifacts, 2 workers)",
+        server = Server("PostgreSQL backend (basic-auth app, S3 artifacts, 2 workers"
+                        f"{_pooled(pool)})",
                         stack.tracking_uri,
                         client_env(stack.tracking_uri, "ci-pr", pw.ci_pr),
                         client_env(stack.tracking_uri, "ci-promoter", pw.ci_promoter),
@@ -180,20 +184,23 @@ def sqlite_server(home: Path, pool: int = 0) -> Iterator[Server]:
            "--port", str(port), "--workers", "2", "--backend-store-uri", f"sqlite:///{store}",
            "--artifacts-destination", str(home / "artifacts")]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-    if pool:
-        env.update({"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(pool),
-                    "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(pool)})
+    env.update(pool_env(pool))
     with open(server_log, "ab") as out:
         # its own session, so stopping it reaches the workers it forks
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 stdin=subprocess.DEVNULL, cwd=home, start_new_session=True)
     try:
         _wait_health(uri, proc, 120)
-        pooled = f", pool {pool} + {pool}" if pool else ""
-        yield Server(f"SQLite backend (no auth, local artifacts, 2 workers{pooled})", uri,
+        yield Server(f"SQLite backend (no auth, local artifacts, 2 workers{_pooled(pool)})", uri,
                      client_env(uri), client_env(uri), None, server_log)
     finally:
         _stop(proc)
+
+
+def pool_env(pool: int) -> dict[str, str]:
+    """MLflow's SQLAlchemy pool per server worker (MLflow's default: 5 + 10 overflow)."""
+    return {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(pool),
+            "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(pool)} if pool else {}
 
 
 def _wait_health(uri: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -218,6 +225,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=15)
+
+
+def _pooled(pool: int) -> str:
+    return f", pool {pool} + {pool}" if pool else ""
 
 
 def _keep_log(src: Path, dest: Path) -> None:
@@ -655,9 +666,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="seconds per burst level before writers stop logging")
     p.add_argument("--quick", action="store_true",
                    help="2 jobs, 3 checks, 4 writers x 3 steps: a smoke run")
-    p.add_argument("--sqlite-pool", type=int, default=0,
-                   help="SQLite server only: SQLAlchemy pool size and overflow (default: "
-                        "MLflow's 5 + 10); tests/stack.py passes no MLFLOW_* to its server")
+    p.add_argument("--pool", type=int, default=0,
+                   help="both servers: SQLAlchemy pool size and overflow per worker "
+                        "(default: MLflow's 5 + 10)")
     p.add_argument("--keep-logs", metavar="DIR", help="copy the server logs here")
     args = p.parse_args(argv)
     if args.quick:
@@ -680,9 +691,9 @@ def _counts(text: str) -> tuple[int, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    sqlite = functools.partial(sqlite_server, pool=args.sqlite_pool)
-    backends = {"pg": [pg_server], "sqlite": [sqlite],
-                "both": [pg_server, sqlite]}[args.backend]
+    pg = functools.partial(pg_server, pool=args.pool)
+    sqlite = functools.partial(sqlite_server, pool=args.pool)
+    backends = {"pg": [pg], "sqlite": [sqlite], "both": [pg, sqlite]}[args.backend]
     started = time.monotonic()
     print(f"Measured {machine()}.  \nCommand: `python -m bench.load "
           f"{' '.join(argv if argv is not None else sys.argv[1:])}`".rstrip() + "\n")

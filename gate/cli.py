@@ -14,7 +14,7 @@ from typing import Sequence
 from gate import config as config_mod
 from gate import deliver, github
 from gate.errors import GateError, InputError
-from gate.tracking import resolve_tracking_uri
+from gate.tracking import apply_client_defaults, resolve_tracking_uri
 
 DEFAULT_CONFIG = "gate.toml"
 
@@ -85,6 +85,7 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    apply_client_defaults()     # before anything imports mlflow: some are read at import
     _quiet_mlflow()
     _mask_secrets()
     try:

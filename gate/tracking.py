@@ -18,6 +18,10 @@ CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     # MLflow prints run URLs with the tracking URI's user:password@ part
     "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+    # MLflow's usage telemetry phones home from CI, and its session id is set and popped
+    # in os.environ from a thread: a concurrent artifact download then died on a
+    # KeyError('_MLFLOW_TELEMETRY_SESSION_ID') under load (bench/load.py, 1 of 50 checks)
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 
 # Skops refuses anything not on this list; mlflow's own loader would trust the list

@@ -43,6 +43,8 @@ MODEL = "diabetes-regressor"
 # Generous: the machine is shared, and three Python processes import MLflow at once.
 START_TIMEOUT = 300.0
 AUTH_CACHE_TTL = 3
+# Extra environment for the mlflow server (bench/load.py sets the SQLAlchemy pool size).
+SERVER_ENV: dict[str, str] = {}
 # Variables that would point a client at another server, store or identity.
 _CLIENT_ENV_DROP = (
     "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
@@ -264,6 +266,7 @@ def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
+        **SERVER_ENV,
     })
     cmd = [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--workers", "2",
            "--host", "127.0.0.1", "--port", str(port),
