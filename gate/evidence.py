@@ -6,6 +6,7 @@ and the reason travels with the evidence into the report and the JSON.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from gate.decide import Evidence, PairedStat
 from gate.errors import InputError
 from gate.registry import Champion, Registry, RunInfo, temp_dir
 
+EVAL_FOLDER = "gate"
 EVAL_ROWS = "gate/eval_rows.csv"
 PREDICTIONS = "gate/predictions.csv"
 
@@ -69,19 +71,20 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
     if not target:
         raise Fallback("the candidate run has no gate.target tag (not logged by the "
                        "reference trainer?)")
-    with temp_dir() as tmp:
-        rows_file = registry.download(candidate.run_id, EVAL_ROWS, tmp)
-        preds_file = registry.download(candidate.run_id, PREDICTIONS, tmp)
-        if rows_file is None or preds_file is None:
+    with temp_dir() as tmp, ThreadPoolExecutor(max_workers=1) as pool:
+        # the champion's files download and load while the eval rows download: the
+        # two wait on the server one after the other otherwise
+        champion_model = pool.submit(_champion_model, registry, config, champion,
+                                     Path(tmp, "champion"))
+        # the folder in one go: a listing and a GET per file
+        folder = registry.fetch(candidate.artifact_uri, EVAL_FOLDER, tmp)
+        rows_file, preds_file = (Path(tmp, EVAL_ROWS), Path(tmp, PREDICTIONS))
+        if folder is None or not rows_file.is_file() or not preds_file.is_file():
+            champion_model.cancel()
             raise Fallback(f"the candidate run has no {EVAL_ROWS} and {PREDICTIONS}")
         rows = pd.read_csv(rows_file)
         predictions = pd.read_csv(preds_file)
-        model_dir = registry.download_model(f"models:/{config.model.name}/{champion.version}",
-                                            str(Path(tmp, "champion")))
-        if model_dir is None:
-            raise Fallback(f"the model files of champion v{champion.version} are gone")
-        loaded = modelfile.load(model_dir, config.model.all_trusted_types,
-                                f"champion {config.model.name} v{champion.version}")
+        loaded = champion_model.result()
     if target not in rows.columns or "prediction" not in predictions.columns \
             or len(rows) != len(predictions):
         raise Fallback("the candidate's eval artifacts are malformed "
@@ -90,14 +93,23 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
     y_true = rows[target].to_numpy(dtype=float)
     candidate_pred = predictions["prediction"].to_numpy(dtype=float)
     compare = config.compare
-    paired = {}
-    for rule in config.metrics:
-        if not stats.supports(rule.name):
-            continue
-        paired[rule.name] = stats.paired_bootstrap(
-            rule.name, rule.direction, y_true, champion_pred, candidate_pred,
-            confidence=compare.confidence, resamples=compare.resamples, seed=compare.seed)
+    rules = [(rule.name, rule.direction) for rule in config.metrics
+             if stats.supports(rule.name)]
+    paired = stats.paired_bootstraps(rules, y_true, champion_pred, candidate_pred,
+                                     confidence=compare.confidence,
+                                     resamples=compare.resamples, seed=compare.seed) \
+        if rules else {}
     return paired, len(rows)
+
+
+def _champion_model(registry: Registry, config: Config, champion: Champion,
+                    dest: Path) -> modelfile.LoadedModel:
+    label = f"champion {config.model.name} v{champion.version}"
+    location = registry.model_location(config.model.name, champion.version, champion.source)
+    model_dir = _model_files(registry, location, dest, label)
+    if model_dir is None:
+        raise Fallback(f"the model files of champion v{champion.version} are gone")
+    return modelfile.load(model_dir, config.model.all_trusted_types, label)
 
 
 def vet_candidate_model(registry: Registry, config: Config, candidate: RunInfo) -> None:
@@ -108,12 +120,28 @@ def vet_candidate_model(registry: Registry, config: Config, candidate: RunInfo) 
     """
     if not candidate.model_id:
         return
+    label = f"candidate model of run {candidate.run_id}"
     with temp_dir() as tmp:
-        model_dir = registry.download_model(f"models:/{candidate.model_id}", tmp)
+        location = registry.logged_model_location(candidate.model_id)
+        model_dir = _model_files(registry, location, Path(tmp), label)
         if model_dir is None:
             raise InputError(f"the model of run {candidate.run_id} cannot be downloaded")
-        modelfile.vet(model_dir, config.model.all_trusted_types,
-                      f"candidate model of run {candidate.run_id}")
+        modelfile.vet(model_dir, config.model.all_trusted_types, label)
+
+
+def _model_files(registry: Registry, location: str | None, dest: Path,
+                 label: str) -> Path | None:
+    """MLmodel and the skops file it names, into `dest`; the rest of the model's folder
+    (environment files, examples) is not needed. None when either is missing."""
+    if location is None:
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    if registry.fetch(location, "MLmodel", str(dest)) is None:
+        return None
+    name = modelfile.skops_file(modelfile.read_mlmodel(dest), label)
+    if registry.fetch(location, name, str(dest)) is None:
+        return None
+    return dest
 
 
 def _predict(loaded: modelfile.LoadedModel, features: Any, version: str) -> Any:
