@@ -6,7 +6,6 @@ and the reason travels with the evidence into the report and the JSON.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ from gate.decide import Evidence, PairedStat
 from gate.errors import InputError
 from gate.registry import Champion, Registry, RunInfo, temp_dir
 
-EVAL_FOLDER = "gate"
 EVAL_ROWS = "gate/eval_rows.csv"
 PREDICTIONS = "gate/predictions.csv"
 
@@ -71,20 +69,13 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
     if not target:
         raise Fallback("the candidate run has no gate.target tag (not logged by the "
                        "reference trainer?)")
-    with temp_dir() as tmp, ThreadPoolExecutor(max_workers=1) as pool:
-        # the champion's files download and load while the eval rows download: the
-        # two wait on the server one after the other otherwise
-        champion_model = pool.submit(_champion_model, registry, config, champion,
-                                     Path(tmp, "champion"))
-        # the folder in one go: a listing and a GET per file
-        folder = registry.fetch(candidate.artifact_uri, EVAL_FOLDER, tmp)
-        rows_file, preds_file = (Path(tmp, EVAL_ROWS), Path(tmp, PREDICTIONS))
-        if folder is None or not rows_file.is_file() or not preds_file.is_file():
-            champion_model.cancel()
+    with temp_dir() as tmp:
+        # straight from the run's artifact_uri: a GET per file, no run or model lookups
+        if registry.fetch(candidate.artifact_uri, (EVAL_ROWS, PREDICTIONS), tmp) is None:
             raise Fallback(f"the candidate run has no {EVAL_ROWS} and {PREDICTIONS}")
-        rows = pd.read_csv(rows_file)
-        predictions = pd.read_csv(preds_file)
-        loaded = champion_model.result()
+        rows = pd.read_csv(Path(tmp, EVAL_ROWS))
+        predictions = pd.read_csv(Path(tmp, PREDICTIONS))
+        loaded = _champion_model(registry, config, champion, Path(tmp, "champion"))
     if target not in rows.columns or "prediction" not in predictions.columns \
             or len(rows) != len(predictions):
         raise Fallback("the candidate's eval artifacts are malformed "
@@ -135,13 +126,10 @@ def _model_files(registry: Registry, location: str | None, dest: Path,
     (environment files, examples) is not needed. None when either is missing."""
     if location is None:
         return None
-    dest.mkdir(parents=True, exist_ok=True)
-    if registry.fetch(location, "MLmodel", str(dest)) is None:
+    if registry.fetch(location, ("MLmodel",), str(dest)) is None:
         return None
     name = modelfile.skops_file(modelfile.read_mlmodel(dest), label)
-    if registry.fetch(location, name, str(dest)) is None:
-        return None
-    return dest
+    return registry.fetch(location, (name,), str(dest))
 
 
 def _predict(loaded: modelfile.LoadedModel, features: Any, version: str) -> Any:

@@ -15,7 +15,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from gate.config import ModelConfig
 from gate.errors import GateError, InfraError, InputError
@@ -83,15 +83,32 @@ class Registry:
 
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias, else the one in the legacy stage, else None."""
-        found = self._champion_version(model)
-        if found is None:
-            return None
-        version, found_by = found
-        with self._errors(f"model {model.name!r} version {version}"):
-            mv = self.client.get_model_version(model.name, version)
+        # the alias first: one request for the version where the model and then the
+        # version take two; only without the alias is the model read for its stages
+        mv = self._version_by_alias(model)
+        found_by = "alias"
+        if mv is None:
+            found = self._champion_version(model)
+            if found is None:
+                return None
+            version, found_by = found
+            with self._errors(f"model {model.name!r} version {version}"):
+                mv = self.client.get_model_version(model.name, version)
+        with self._errors(f"model {model.name!r} version {mv.version}"):
             run = self.client.get_run(mv.run_id)
-        return Champion(version=str(version), run=_run_info(run), found_by=found_by,
+        return Champion(version=str(mv.version), run=_run_info(run), found_by=found_by,
                         tags=dict(mv.tags or {}), source=mv.source or "")
+
+    def _version_by_alias(self, model: ModelConfig) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with self._errors(f"model {model.name!r} alias {model.alias!r}"):
+                return self.client.get_model_version_by_alias(model.name, model.alias)
+        except InputError as exc:      # no such model or alias
+            if isinstance(exc.__cause__, MlflowException):
+                return None
+            raise
 
     def champion_version(self, model: ModelConfig) -> str | None:
         found = self._champion_version(model)
@@ -177,32 +194,31 @@ class Registry:
                 return None
             raise
 
-    def fetch(self, location: str, path: str, dest: str) -> Path | None:
-        """Download `path` (a file or a folder) under an artifact location, such as a
-        run's artifact_uri or a model's storage location, to dest/path; None when it
-        is not there.
+    def fetch(self, location: str, paths: Sequence[str], dest: str) -> Path | None:
+        """Download files under an artifact location (a run's artifact_uri, a model's
+        storage location) to dest/<path>; dest, or None when one of them is not there.
 
-        Costs a listing and a GET per file. Only when the download fails is the parent
-        listed, to tell a missing path from a failing server.
+        One GET per file: MLflow's download_artifacts first lists every path to learn
+        whether it is a folder, which doubles the requests. Only when a download fails
+        is the parent listed, to tell a missing file from a failing store.
         """
-        import mlflow
-        from mlflow.exceptions import MlflowException
+        from mlflow.store.artifact.artifact_repository_registry import \
+            get_artifact_repository
 
         base = location.rstrip("/")
-        # MLflow puts a file or folder at dst_path/<its last name>
-        target = Path(dest, *PurePosixPath(path).parent.parts)
-        target.mkdir(parents=True, exist_ok=True)
-        try:
-            return Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=f"{base}/{path}", dst_path=str(target), tracking_uri=self.uri))
-        except (MlflowException, OSError) as exc:
-            if _unreachable(exc):
-                raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
-                                 f"{_short_infra(exc)}") from None
-            failure = _short_infra(exc)
-        if not self._listed(f"{base}/{path}"):
-            return None
-        raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: {failure}")
+        repo = get_artifact_repository(base, tracking_uri=self.uri)
+        for path in paths:
+            local = Path(dest, *PurePosixPath(path).parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # the one-file download every artifact store implements
+                repo._download_file(path, str(local))
+            except Exception as exc:  # each store raises its own types; sorted out here
+                if _unreachable(exc) or self._listed(f"{base}/{path}"):
+                    raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
+                                     f"{_short_infra(exc)}") from None
+                return None
+        return Path(dest)
 
     def _listed(self, uri: str) -> bool:
         """Whether the artifact at `uri` shows in its parent's listing."""
