@@ -8,7 +8,7 @@
 3. One in-process `gate check` against history: 10 versus 10,000 runs in the
    experiment, then 1 versus 500 versions of the model.
 
-    python -m bench.gate_speed            # full run, ~10 min on 2 busy cores
+    python -m bench.gate_speed            # full run, ~3-5 min on 2 busy cores
     python -m bench.gate_speed --quick    # a tiny version for smoke tests
 """
 from __future__ import annotations
