@@ -70,18 +70,12 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
         raise Fallback("the candidate run has no gate.target tag (not logged by the "
                        "reference trainer?)")
     with temp_dir() as tmp:
-        rows_file = registry.download(candidate.run_id, EVAL_ROWS, tmp)
-        preds_file = registry.download(candidate.run_id, PREDICTIONS, tmp)
-        if rows_file is None or preds_file is None:
+        # straight from the run's artifact_uri: a GET per file, no run or model lookups
+        if registry.fetch(candidate.artifact_uri, (EVAL_ROWS, PREDICTIONS), tmp) is None:
             raise Fallback(f"the candidate run has no {EVAL_ROWS} and {PREDICTIONS}")
-        rows = pd.read_csv(rows_file)
-        predictions = pd.read_csv(preds_file)
-        model_dir = registry.download_model(f"models:/{config.model.name}/{champion.version}",
-                                            str(Path(tmp, "champion")))
-        if model_dir is None:
-            raise Fallback(f"the model files of champion v{champion.version} are gone")
-        loaded = modelfile.load(model_dir, config.model.all_trusted_types,
-                                f"champion {config.model.name} v{champion.version}")
+        rows = pd.read_csv(Path(tmp, EVAL_ROWS))
+        predictions = pd.read_csv(Path(tmp, PREDICTIONS))
+        loaded = _champion_model(registry, config, champion, Path(tmp, "champion"))
     if target not in rows.columns or "prediction" not in predictions.columns \
             or len(rows) != len(predictions):
         raise Fallback("the candidate's eval artifacts are malformed "
@@ -90,14 +84,23 @@ def _paired(registry: Registry, config: Config, candidate: RunInfo,
     y_true = rows[target].to_numpy(dtype=float)
     candidate_pred = predictions["prediction"].to_numpy(dtype=float)
     compare = config.compare
-    paired = {}
-    for rule in config.metrics:
-        if not stats.supports(rule.name):
-            continue
-        paired[rule.name] = stats.paired_bootstrap(
-            rule.name, rule.direction, y_true, champion_pred, candidate_pred,
-            confidence=compare.confidence, resamples=compare.resamples, seed=compare.seed)
+    rules = [(rule.name, rule.direction) for rule in config.metrics
+             if stats.supports(rule.name)]
+    paired = stats.paired_bootstraps(rules, y_true, champion_pred, candidate_pred,
+                                     confidence=compare.confidence,
+                                     resamples=compare.resamples, seed=compare.seed) \
+        if rules else {}
     return paired, len(rows)
+
+
+def _champion_model(registry: Registry, config: Config, champion: Champion,
+                    dest: Path) -> modelfile.LoadedModel:
+    label = f"champion {config.model.name} v{champion.version}"
+    location = registry.model_location(config.model.name, champion.version, champion.source)
+    model_dir = _model_files(registry, location, dest, label)
+    if model_dir is None:
+        raise Fallback(f"the model files of champion v{champion.version} are gone")
+    return modelfile.load(model_dir, config.model.all_trusted_types, label)
 
 
 def vet_candidate_model(registry: Registry, config: Config, candidate: RunInfo) -> None:
@@ -108,12 +111,25 @@ def vet_candidate_model(registry: Registry, config: Config, candidate: RunInfo) 
     """
     if not candidate.model_id:
         return
+    label = f"candidate model of run {candidate.run_id}"
     with temp_dir() as tmp:
-        model_dir = registry.download_model(f"models:/{candidate.model_id}", tmp)
+        location = registry.logged_model_location(candidate.model_id)
+        model_dir = _model_files(registry, location, Path(tmp), label)
         if model_dir is None:
             raise InputError(f"the model of run {candidate.run_id} cannot be downloaded")
-        modelfile.vet(model_dir, config.model.all_trusted_types,
-                      f"candidate model of run {candidate.run_id}")
+        modelfile.vet(model_dir, config.model.all_trusted_types, label)
+
+
+def _model_files(registry: Registry, location: str | None, dest: Path,
+                 label: str) -> Path | None:
+    """MLmodel and the skops file it names, into `dest`; the rest of the model's folder
+    (environment files, examples) is not needed. None when either is missing."""
+    if location is None:
+        return None
+    if registry.fetch(location, ("MLmodel",), str(dest)) is None:
+        return None
+    name = modelfile.skops_file(modelfile.read_mlmodel(dest), label)
+    return registry.fetch(location, (name,), str(dest))
 
 
 def _predict(loaded: modelfile.LoadedModel, features: Any, version: str) -> Any:

@@ -16,6 +16,10 @@ from gate.registry import Champion, Registry, RunInfo
 from gate.report import Context, render
 
 TREND_POINTS = 8
+# The trend reads only the newest versions, so a long history costs one bounded
+# search; every promotion registers one version, so the last TREND_POINTS promoted
+# ones are among these unless most newer versions were registered outside the gate.
+TREND_LOOKBACK = 4 * TREND_POINTS
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,13 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
 
 def trend(registry: Registry, config: Config,
           champion: Champion | None) -> list[tuple[str, float]]:
-    """The primary metric of the last Production versions, oldest first."""
+    """The primary metric of the last Production versions (among the newest
+    TREND_LOOKBACK), oldest first."""
     if champion is None:
         return []
     primary = config.primary_metric
     points: dict[int, float] = {}
-    for info in registry.versions(config.model.name):
+    for info in registry.versions(config.model.name, newest=TREND_LOOKBACK):
         if "gate.promoted_at" not in info.tags:
             continue
         value = metrics_from_tag(info.tags.get("gate.metrics")).get(primary)

@@ -16,8 +16,8 @@ import time
 import uuid
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterator, Mapping, Sequence
 
 from gate.config import ModelConfig
 from gate.errors import GateError, InfraError, InputError
@@ -27,6 +27,7 @@ LOCK_TAG = "gate.lock"
 LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK_TTL)
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
+VERSIONS_PAGE = 1000     # model versions per search request
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Champion:
     run: RunInfo
     found_by: str           # "alias" or "stage"
     tags: Mapping[str, str] = field(default_factory=dict)
+    source: str = ""        # what the version was registered from, e.g. models:/m-...
 
 
 @dataclass(frozen=True)
@@ -83,15 +85,32 @@ class Registry:
 
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias, else the one in the legacy stage, else None."""
-        found = self._champion_version(model)
-        if found is None:
-            return None
-        version, found_by = found
-        with self._errors(f"model {model.name!r} version {version}"):
-            mv = self.client.get_model_version(model.name, version)
+        # the alias first: one request for the version where the model and then the
+        # version take two; only without the alias is the model read for its stages
+        mv = self._version_by_alias(model)
+        found_by = "alias"
+        if mv is None:
+            found = self._champion_version(model)
+            if found is None:
+                return None
+            version, found_by = found
+            with self._errors(f"model {model.name!r} version {version}"):
+                mv = self.client.get_model_version(model.name, version)
+        with self._errors(f"model {model.name!r} version {mv.version}"):
             run = self.client.get_run(mv.run_id)
-        return Champion(version=str(version), run=_run_info(run), found_by=found_by,
-                        tags=dict(mv.tags or {}))
+        return Champion(version=str(mv.version), run=_run_info(run), found_by=found_by,
+                        tags=dict(mv.tags or {}), source=mv.source or "")
+
+    def _version_by_alias(self, model: ModelConfig) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            with self._errors(f"model {model.name!r} alias {model.alias!r}"):
+                return self.client.get_model_version_by_alias(model.name, model.alias)
+        except InputError as exc:      # no such model or alias
+            if isinstance(exc.__cause__, MlflowException):
+                return None
+            raise
 
     def champion_version(self, model: ModelConfig) -> str | None:
         found = self._champion_version(model)
@@ -122,50 +141,98 @@ class Registry:
                 return None
             raise
 
-    def versions(self, name: str) -> list[VersionInfo]:
-        """Every version of the model, newest first, with aliases filled in."""
+    def versions(self, name: str, newest: int | None = None) -> list[VersionInfo]:
+        """The model's versions, newest first, with aliases filled in; with `newest`,
+        only that many, from one bounded search whatever the model's history."""
         registered = self._registered_model(name)
         if registered is None:
             return []
         by_version: dict[str, list[str]] = {}
         for alias, version in (registered.aliases or {}).items():
             by_version.setdefault(str(version), []).append(alias)
+        found: list[Any] = []
+        token = None
         with self._errors(f"versions of model {name!r}"):
-            found = self.client.search_model_versions(f"name = '{_quote(name)}'")
+            while True:
+                page = self.client.search_model_versions(
+                    f"name = '{_quote(name)}'", order_by=["version_number DESC"],
+                    max_results=min(newest or VERSIONS_PAGE, VERSIONS_PAGE),
+                    page_token=token)
+                found.extend(page)
+                token = page.token
+                if not token or (newest is not None and len(found) >= newest):
+                    break
         infos = [VersionInfo(version=str(mv.version), run_id=mv.run_id,
                              aliases=tuple(sorted(by_version.get(str(mv.version), []))),
                              stage=mv.current_stage or "None", tags=dict(mv.tags or {}),
                              created=int(mv.creation_timestamp or 0)) for mv in found]
-        return sorted(infos, key=lambda v: int(v.version), reverse=True)
+        infos.sort(key=lambda v: int(v.version), reverse=True)
+        return infos[:newest] if newest is not None else infos
 
-    def download(self, run_id: str, path: str, dest: str) -> Path | None:
-        """Download one artifact path of a run; None when the run does not have it."""
+    def model_location(self, name: str, version: str, source: str = "") -> str | None:
+        """Where a version's model files are stored; None if the registry cannot say."""
+        from mlflow.exceptions import MlflowException
+
+        model_id = _logged_model_of(source)
+        if model_id:    # one request, where the registry's download URI costs two
+            return self.logged_model_location(model_id)
+        try:
+            with self._errors(f"model {name!r} version {version}"):
+                return self.client.get_model_version_download_uri(name, version) or None
+        except InputError as exc:
+            if isinstance(exc.__cause__, MlflowException):
+                return None
+            raise
+
+    def logged_model_location(self, model_id: str) -> str | None:
+        """Where an MLflow 3 logged model's files are stored; None if it is gone."""
         from mlflow.exceptions import MlflowException
 
         try:
-            local = self.client.download_artifacts(run_id, path, dest)
-        except (MlflowException, OSError) as exc:
-            if _is_infra(exc):
-                raise InfraError(f"cannot download {path} of run {run_id} from "
-                                 f"{redact_uri(self.uri)}: {_first_line(exc)}") from None
-            return None
-        return Path(local)
+            with self._errors(f"logged model {model_id}"):
+                return self.client.get_logged_model(model_id).artifact_location or None
+        except InputError as exc:
+            if isinstance(exc.__cause__, MlflowException):
+                return None
+            raise
 
-    def download_model(self, uri: str, dest: str) -> Path | None:
-        """A model directory (MLmodel, model.skops) by `models:/` URI, or None if gone."""
+    def fetch(self, location: str, paths: Sequence[str], dest: str) -> Path | None:
+        """Download files under an artifact location (a run's artifact_uri, a model's
+        storage location) to dest/<path>; dest, or None when one of them is not there.
+
+        One GET per file: MLflow's download_artifacts first lists every path to learn
+        whether it is a folder, which doubles the requests. Only when a download fails
+        is the parent listed, to tell a missing file from a failing store.
+        """
+        from mlflow.store.artifact.artifact_repository_registry import \
+            get_artifact_repository
+
+        base = location.rstrip("/")
+        repo = get_artifact_repository(base, tracking_uri=self.uri)
+        for path in paths:
+            local = Path(dest, *PurePosixPath(path).parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # the one-file download every artifact store implements
+                repo._download_file(path, str(local))
+            except Exception as exc:  # each store raises its own types; sorted out here
+                if _unreachable(exc) or self._listed(f"{base}/{path}"):
+                    raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
+                                     f"{_short_infra(exc)}") from None
+                return None
+        return Path(dest)
+
+    def _listed(self, uri: str) -> bool:
+        """Whether the artifact at `uri` shows in its parent's listing."""
         import mlflow
         from mlflow.exceptions import MlflowException
 
+        parent, _, leaf = uri.rpartition("/")
         try:
-            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=dest,
-                                                        tracking_uri=self.uri)
+            listed = mlflow.artifacts.list_artifacts(artifact_uri=parent, tracking_uri=self.uri)
         except (MlflowException, OSError) as exc:
-            if _is_infra(exc):
-                raise InfraError(f"cannot download {uri} from {redact_uri(self.uri)}: "
-                                 f"{_short_infra(exc)}") from None
-            return None
-        # a deleted artifact folder can "download" as an empty directory
-        return Path(local) if Path(local, "MLmodel").is_file() else None
+            raise InfraError(f"cannot list {redact_uri(parent)}: {_short_infra(exc)}") from None
+        return any(info.path.rstrip("/").rsplit("/", 1)[-1] == leaf for info in listed or [])
 
     # -- writing -----------------------------------------------------------------
 
@@ -306,16 +373,19 @@ def _from_rest(exc: Any, what: str, uri: str) -> GateError:
     return InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: {_first_line(exc)}")
 
 
-def _is_infra(exc: BaseException) -> bool:
-    """Unreachable or refused (exit 3), as opposed to simply not there."""
+def _unreachable(exc: BaseException) -> bool:
+    """Unreachable or refused (exit 3): worth no second request to find out more."""
     import requests
 
     if isinstance(exc, (requests.ConnectionError, requests.Timeout, ConnectionError)):
         return True
     status = getattr(exc, "get_http_status_code", lambda: 0)()
-    text = str(exc)
-    return status in (401, 403) or status >= 500 or "Max retries exceeded" in text or \
-        "Failed to establish" in text
+    # a failed artifact download wraps its cause into the message of an INTERNAL_ERROR
+    return status in (401, 403) or any(sign in str(exc) for sign in _UNREACHABLE)
+
+
+_UNREACHABLE = ("Max retries exceeded", "Failed to establish", "timed out",
+                "401 Client Error", "403 Client Error")
 
 
 def _short_infra(exc: BaseException) -> str:
@@ -351,6 +421,13 @@ def _model_id(run: Any) -> str | None:
     outputs = getattr(run, "outputs", None)
     models = getattr(outputs, "model_outputs", None) or []
     return models[-1].model_id if models else None
+
+
+def _logged_model_of(source: str) -> str | None:
+    """The logged model id of a version registered from `models:/m-...`, else None."""
+    prefix = "models:/"
+    rest = source[len(prefix):] if source.startswith(prefix) else ""
+    return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None
 
 
 def _quote(value: str) -> str:

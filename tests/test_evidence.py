@@ -14,7 +14,9 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_diabetes
 
+from gate import modelfile
 from gate.cli import main
+from gate.errors import InputError
 from tests.conftest import train
 
 MODEL = "diabetes-regressor"
@@ -73,6 +75,26 @@ def test_candidate_without_eval_rows_falls_back_to_logged_metrics(local_store: P
     assert "has no gate/eval_rows.csv" in verdict["fallback_reason"]
     assert all(m["ci_low"] is None for m in verdict["metrics"])
     assert "Not a paired comparison" in Path("s.md").read_text()
+
+
+def test_candidate_missing_predictions_falls_back(local_store: Path) -> None:
+    promote_baseline()
+    run_id = train("--seed", "3")
+    artifacts = Path(client().get_run(run_id).info.artifact_uri.replace("file://", ""))
+    (artifacts / "gate" / "predictions.csv").unlink()
+    code, verdict = check(run_id)
+    assert verdict["paired"] is False
+    assert "has no gate/eval_rows.csv and gate/predictions.csv" in verdict["fallback_reason"]
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "a/../../b.skops"])
+def test_model_file_named_outside_the_model_folder_is_refused(name: str) -> None:
+    mlmodel = {"flavors": {"sklearn": {"serialization_format": "skops",
+                                       "pickled_model": name}}}
+    with pytest.raises(InputError, match="not a path inside the model folder"):
+        modelfile.skops_file(mlmodel, "champion m v1")
+    mlmodel["flavors"]["sklearn"]["pickled_model"] = "data/model.skops"
+    assert modelfile.skops_file(mlmodel, "champion m v1") == "data/model.skops"
 
 
 def test_champion_model_files_gone_falls_back(local_store: Path) -> None:

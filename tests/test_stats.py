@@ -114,6 +114,18 @@ def test_same_seed_same_result_other_seed_other_bounds() -> None:
         (first.champion, first.candidate, first.worsening)
 
 
+def test_metrics_sharing_one_draw_match_each_alone() -> None:
+    y, champion, candidate = _data(300, candidate_noise=1.1)
+    rules = [("rmse", "lower"), ("mae", "lower"), ("r2", "higher"), ("mape", "lower")]
+    shared = stats.paired_bootstraps(rules, y, champion, candidate, **SETTINGS, chunk=77)
+    assert list(shared) == [name for name, _ in rules]
+    for name, direction in rules:
+        alone = _bootstrap(name, y, champion, candidate, direction)
+        for field in ("champion", "candidate", "worsening", "low", "high", "mde", "rows"):
+            assert getattr(shared[name], field) == \
+                pytest.approx(getattr(alone, field), rel=1e-12, abs=1e-12)
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 333, 2000, 5000])
 @pytest.mark.parametrize("metric", ["rmse", "r2"])
 def test_chunking_does_not_change_the_result(chunk: int, metric: str) -> None:
