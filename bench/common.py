@@ -1,22 +1,17 @@
 """Helpers shared by the benches: markdown tables, timing, the machine line, and a
-real `mlflow server` on a pre-migrated SQLite store."""
+pre-migrated SQLite store (the server itself is tests/servers.py's, as in the tests)."""
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
-
-BIN = Path(sys.executable).parent
+from typing import Any, Callable, Sequence
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -82,12 +77,6 @@ def log(message: str) -> None:
     print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def migrated_store(path: Path, template: Path | None = None) -> Path:
     """An initialised SQLite store at `path`: a copy of `template` when given, since
     MLflow's migrations take ~10 s."""
@@ -98,41 +87,3 @@ def migrated_store(path: Path, template: Path | None = None) -> Path:
 
     _get_store(f"sqlite:///{path}").search_experiments()
     return path
-
-
-@contextlib.contextmanager
-def mlflow_server(home: Path, store: Path) -> Iterator[str]:
-    """A real `mlflow server` on a free 127.0.0.1 port with served artifacts; stopped
-    on exit, whatever happens."""
-    import requests
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(home / "server.log", "wb") as out:
-        proc = subprocess.Popen(
-            [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-             "--backend-store-uri", f"sqlite:///{store}",
-             "--artifacts-destination", str(home / "artifacts"), "--workers", "1"],
-            stdout=out, stderr=subprocess.STDOUT, cwd=home)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"mlflow server exited with {proc.returncode}; "
-                                       f"see {home / 'server.log'}")
-                try:
-                    if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"mlflow server at {url} did not start within 90 s")
-                time.sleep(0.3)
-            yield url
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()

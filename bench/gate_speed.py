@@ -30,7 +30,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from bench.common import log, machine, median_time, migrated_store, mlflow_server, table
+from bench.common import log, machine, median_time, migrated_store, table
+from tests.servers import mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
 ALIAS = "production"

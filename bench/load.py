@@ -26,7 +26,6 @@ import functools
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import requests
 
-from bench.common import free_port, log, machine, migrated_store, table
+from bench.common import log, machine, migrated_store, table
+from tests import servers
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -177,54 +177,15 @@ def sqlite_server(home: Path, pool: int = 0) -> Iterator[Server]:
     """A plain `mlflow server --workers 2` on SQLite, as tests/conftest.py starts one;
     `pool` > 0 sets MLflow's SQLAlchemy pool size and overflow to it."""
     store = migrated_store(home / "mlflow.db")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server_log = home / "sqlite-server.log"
-    cmd = [str(Path(PYTHON).parent / "mlflow"), "server", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "2", "--backend-store-uri", f"sqlite:///{store}",
-           "--artifacts-destination", str(home / "artifacts")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-    env.update(pool_env(pool))
-    with open(server_log, "ab") as out:
-        # its own session, so stopping it reaches the workers it forks
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, cwd=home, start_new_session=True)
-    try:
-        _wait_health(uri, proc, 120)
-        yield Server(f"SQLite backend (no auth, local artifacts, 2 workers{_pooled(pool)})", uri,
-                     client_env(uri), client_env(uri), None, server_log)
-    finally:
-        _stop(proc)
+    with servers.mlflow_server(home, store, workers=2, env=pool_env(pool)) as uri:
+        yield Server(f"SQLite backend (no auth, local artifacts, 2 workers{_pooled(pool)})",
+                     uri, client_env(uri), client_env(uri), None, home / "server.log")
 
 
 def pool_env(pool: int) -> dict[str, str]:
     """MLflow's SQLAlchemy pool per server worker (MLflow's default: 5 + 10 overflow)."""
     return {"MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": str(pool),
             "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": str(pool)} if pool else {}
-
-
-def _wait_health(uri: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{uri}/health", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"mlflow server at {uri} did not start within {timeout:.0f} s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
 
 
 def _pooled(pool: int) -> str:

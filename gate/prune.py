@@ -11,16 +11,14 @@ on the server purges its rows and artifacts later (see deploy/README.md).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gate.errors import GateError, InfraError, InputError
-from gate.tracking import redact_uri
+from gate.errors import InputError
+from gate.registry import mlflow_errors
 
 if TYPE_CHECKING:
     import mlflow
@@ -77,7 +75,7 @@ def prune(client: mlflow.MlflowClient, experiments: Sequence[str], older_than_da
     now = now or dt.datetime.now(dt.timezone.utc)
     cutoff_ms = (now - dt.timedelta(days=older_than_days)).timestamp() * 1000
 
-    with _errors("listing runs and model versions"):
+    with mlflow_errors(client.tracking_uri, "listing runs and model versions"):
         experiment_ids = [_experiment_id(client, e) for e in experiments]
         backing = _registered_run_ids(client)
         runs = list(_runs(client, experiment_ids))
@@ -159,41 +157,7 @@ def _pruned(run: Any, now: dt.datetime) -> PrunedRun:
 
 def _delete(client: mlflow.MlflowClient, runs: Sequence[PrunedRun]) -> None:
     for done, run in enumerate(runs):
-        with _errors(f"deleting run {run.run_id} ({done} of {len(runs)} deleted before)"):
+        with mlflow_errors(client.tracking_uri,
+                           f"deleting run {run.run_id} ({done} of {len(runs)} deleted before)",
+                           needs="MANAGE on the experiment: run prune as the admin"):
             client.delete_run(run.run_id)
-
-
-@contextlib.contextmanager
-def _errors(what: str) -> Iterator[None]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except GateError:
-        raise
-    except MlflowException as exc:
-        # Basic auth answers 401/403 in plain text, so MLflow raises a bare MlflowException
-        # (not a RestException) carrying UNAUTHENTICATED / PERMISSION_DENIED.
-        user = os.environ.get("MLFLOW_TRACKING_USERNAME") or "(none)"
-        if exc.error_code == "UNAUTHENTICATED" or _http_status(exc) == 401:
-            raise InfraError(f"MLflow refused the credentials of user {user!r} ({what}): "
-                             "check MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-                             ) from None
-        if exc.error_code == "PERMISSION_DENIED" or _http_status(exc) == 403:
-            raise InfraError(f"MLflow refused user {user!r} {what}: deleting runs needs "
-                             "MANAGE on the experiment; run prune as the admin") from None
-        first = redact_uri(str(exc.message).strip().splitlines()[0][:300]) if exc.message \
-            else type(exc).__name__
-        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise InputError(f"{what}: {first}") from None
-        raise InfraError(f"MLflow failed on {what}: {first}") from None
-    except OSError as exc:
-        raise InfraError(f"cannot reach MLflow ({what}): {type(exc).__name__}") from None
-
-
-def _http_status(exc: Any) -> int:
-    getter = getattr(exc, "get_http_status_code", None)
-    try:
-        return int(getter()) if getter else 0
-    except (TypeError, ValueError):
-        return 0

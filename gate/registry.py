@@ -17,7 +17,7 @@ import uuid
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from gate.config import ModelConfig
 from gate.errors import GateError, InfraError, InputError
@@ -28,6 +28,14 @@ LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
 VERSIONS_PAGE = 1000     # model versions per search request
+# How MLflow says "not there": RESOURCE_DOES_NOT_EXIST, or for a missing alias
+# INVALID_PARAMETER_VALUE (HTTP 400)
+_NOT_THERE = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+T = TypeVar("T")
+# The permission a refused call needed, for the error message
+READ = "READ on the experiment or the registered model"
+EDIT = ("EDIT on the registered model (registering versions, tagging them and moving "
+        "aliases)")
 
 
 @dataclass(frozen=True)
@@ -102,15 +110,11 @@ class Registry:
                         tags=dict(mv.tags or {}), source=mv.source or "")
 
     def _version_by_alias(self, model: ModelConfig) -> Any:
-        from mlflow.exceptions import MlflowException
+        # a missing alias is INVALID_PARAMETER_VALUE, a missing model "does not exist"
+        def by_alias() -> Any:
+            return self.client.get_model_version_by_alias(model.name, model.alias)
 
-        try:
-            with self._errors(f"model {model.name!r} alias {model.alias!r}"):
-                return self.client.get_model_version_by_alias(model.name, model.alias)
-        except InputError as exc:      # no such model or alias
-            if isinstance(exc.__cause__, MlflowException):
-                return None
-            raise
+        return self._or_none(f"model {model.name!r} alias {model.alias!r}", by_alias)
 
     def champion_version(self, model: ModelConfig) -> str | None:
         found = self._champion_version(model)
@@ -130,16 +134,8 @@ class Registry:
         return None
 
     def _registered_model(self, name: str) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            with self._errors(f"model {name!r}"):
-                return self.client.get_registered_model(name)
-        except InputError as exc:
-            if isinstance(exc.__cause__, MlflowException) and \
-                    exc.__cause__.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
+        return self._or_none(f"model {name!r}", lambda: self.client.get_registered_model(name),
+                             not_there=("RESOURCE_DOES_NOT_EXIST",))
 
     def versions(self, name: str, newest: int | None = None) -> list[VersionInfo]:
         """The model's versions, newest first, with aliases filled in; with `newest`,
@@ -171,30 +167,18 @@ class Registry:
 
     def model_location(self, name: str, version: str, source: str = "") -> str | None:
         """Where a version's model files are stored; None if the registry cannot say."""
-        from mlflow.exceptions import MlflowException
-
         model_id = _logged_model_of(source)
         if model_id:    # one request, where the registry's download URI costs two
             return self.logged_model_location(model_id)
-        try:
-            with self._errors(f"model {name!r} version {version}"):
-                return self.client.get_model_version_download_uri(name, version) or None
-        except InputError as exc:
-            if isinstance(exc.__cause__, MlflowException):
-                return None
-            raise
+        return self._or_none(f"model {name!r} version {version}",
+                             lambda: self.client.get_model_version_download_uri(name, version)
+                             ) or None
 
     def logged_model_location(self, model_id: str) -> str | None:
         """Where an MLflow 3 logged model's files are stored; None if it is gone."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            with self._errors(f"logged model {model_id}"):
-                return self.client.get_logged_model(model_id).artifact_location or None
-        except InputError as exc:
-            if isinstance(exc.__cause__, MlflowException):
-                return None
-            raise
+        found = self._or_none(f"logged model {model_id}",
+                              lambda: self.client.get_logged_model(model_id))
+        return (found.artifact_location or None) if found else None
 
     def fetch(self, location: str, paths: Sequence[str], dest: str) -> Path | None:
         """Download files under an artifact location (a run's artifact_uri, a model's
@@ -240,7 +224,7 @@ class Registry:
         """The run's model as a version of `name`; the same run never becomes two."""
         if not run.model_id:
             raise InputError(f"run {run.run_id} logged no model: nothing to register")
-        with self._errors(f"registering run {run.run_id} as model {name!r}"):
+        with self._errors(f"registering run {run.run_id} as model {name!r}", EDIT):
             existing = self.client.search_model_versions(
                 f"name = '{_quote(name)}' and run_id = '{_quote(run.run_id)}'")
             if existing:
@@ -260,7 +244,7 @@ class Registry:
         back because set_registered_model_alias is last-writer-wins.
         """
         self.check_unchanged(model, expected)
-        with self._errors(f"promoting model {model.name!r} v{version}"):
+        with self._errors(f"promoting model {model.name!r} v{version}", EDIT):
             for key, value in tags.items():
                 self.client.set_model_version_tag(model.name, version, key, value)
             self.client.set_registered_model_alias(model.name, model.alias, version)
@@ -285,7 +269,7 @@ class Registry:
         """
         ttl = float(os.environ.get("GATE_LOCK_TTL", LOCK_TTL))
         token = f"{uuid.uuid4().hex}:{int(time.time() + ttl)}"
-        with self._errors(f"locking model {name!r} for promotion"):
+        with self._errors(f"locking model {name!r} for promotion", EDIT):
             held = (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG)
             if held and not _expired(held):
                 raise InfraError(f"another promotion of {name!r} is in progress (or crashed "
@@ -313,7 +297,7 @@ class Registry:
                              "re-run the gate against the new champion")
 
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
-        with self._errors(f"tagging model {name!r} v{version}"):
+        with self._errors(f"tagging model {name!r} v{version}", EDIT):
             for key, value in tags.items():
                 self.client.set_model_version_tag(name, version, key, value)
 
@@ -327,40 +311,58 @@ class Registry:
 
     # -- errors ------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        from mlflow.exceptions import MlflowException, RestException
+    def _or_none(self, what: str, call: Callable[[], T],
+                 not_there: tuple[str, ...] = _NOT_THERE) -> T | None:
+        """call(), or None when MLflow answers that the thing is not there; any other
+        failure raises as `_errors` maps it."""
+        from mlflow.exceptions import MlflowException
 
         try:
-            yield
-        except GateError:
+            with self._errors(what):
+                return call()
+        except InputError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, MlflowException) and cause.error_code in not_there:
+                return None
             raise
-        except RestException as exc:
-            raise _from_rest(exc, what, self.uri) from exc
-        except MlflowException as exc:
-            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE",
-                                  *_REFUSED):
-                raise _from_rest(exc, what, self.uri) from exc
-            raise InfraError(f"MLflow at {redact_uri(self.uri)} failed on {what}: "
-                             f"{_short_infra(exc)}") from exc
-        except OSError as exc:
-            raise InfraError(f"cannot reach MLflow at {redact_uri(self.uri)} ({what}): "
-                             f"{type(exc).__name__}") from exc
+
+    def _errors(self, what: str, needs: str = READ) -> contextlib.AbstractContextManager[None]:
+        return mlflow_errors(self.uri, what, needs)
+
+
+@contextlib.contextmanager
+def mlflow_errors(uri: str, what: str, needs: str = READ) -> Iterator[None]:
+    """Every MLflow failure inside leaves as a GateError with one line: not there (exit 2),
+    refused (exit 3, naming the user and `needs`, the permission that would allow it),
+    unreachable or failing (exit 3)."""
+    from mlflow.exceptions import MlflowException, RestException
+
+    try:
+        yield
+    except GateError:
+        raise
+    except RestException as exc:
+        raise _from_rest(exc, what, uri, needs) from exc
+    except MlflowException as exc:
+        # basic auth answers 401/403 in plain text: a bare MlflowException, not a
+        # RestException, but with the error code set
+        if exc.error_code in (*_NOT_THERE, *_REFUSED):
+            raise _from_rest(exc, what, uri, needs) from exc
+        raise InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: "
+                         f"{_short_infra(exc)}") from exc
+    except OSError as exc:
+        raise InfraError(f"cannot reach MLflow at {redact_uri(uri)} ({what}): "
+                         f"{type(exc).__name__}") from exc
 
 
 _REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
-# What each refusal means for a gate user, and what fixes it.
-_REFUSAL_HINT = {
-    403: "registering versions, tagging and moving aliases need EDIT on the registered "
-         "model (MANAGE to change permissions)",
-    401: "the credentials were rejected: check MLFLOW_TRACKING_USERNAME and "
-         "MLFLOW_TRACKING_PASSWORD",
-}
+_BAD_CREDENTIALS = ("the credentials were rejected: check MLFLOW_TRACKING_USERNAME and "
+                    "MLFLOW_TRACKING_PASSWORD")
 
 
-def _from_rest(exc: Any, what: str, uri: str) -> GateError:
+def _from_rest(exc: Any, what: str, uri: str, needs: str) -> GateError:
     code = exc.error_code
-    if code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+    if code in _NOT_THERE:
         return InputError(f"{what}: {_first_line(exc)}")
     status = getattr(exc, "get_http_status_code", lambda: 0)()
     if code in _REFUSED or status in (401, 403):
@@ -368,8 +370,9 @@ def _from_rest(exc: Any, what: str, uri: str) -> GateError:
             (401 if code == "UNAUTHENTICATED" else 403)
         user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
         who = f" user {user!r}" if user else ""
+        hint = _BAD_CREDENTIALS if status == 401 else f"this needs {needs}"
         return InfraError(f"MLflow at {redact_uri(uri)} refused{who} {what} "
-                          f"(HTTP {status}): {_REFUSAL_HINT[status]}")
+                          f"(HTTP {status}): {hint}")
     return InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: {_first_line(exc)}")
 
 

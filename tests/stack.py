@@ -18,12 +18,11 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,8 @@ import boto3
 import psycopg
 import pytest
 import requests
+
+from tests.servers import free_port, http_ok, process, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BOOTSTRAP = REPO / "deploy" / "bootstrap.py"
@@ -116,12 +117,6 @@ class Stack:
         return session
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _pg_bin() -> Path:
     """The PostgreSQL server binaries: $GATE_PG_BIN, the newest Debian cluster, or PATH."""
     if os.environ.get("GATE_PG_BIN"):
@@ -134,55 +129,6 @@ def _pg_bin() -> Path:
     if initdb:
         return Path(initdb).resolve().parent
     raise RuntimeError("PostgreSQL server binaries not found: run .ci/stack-setup.sh as root")
-
-
-def _wait(ready: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}: {_tail(log)}")
-        if ready():
-            return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} not ready after {START_TIMEOUT:.0f}s: {_tail(log)}")
-
-
-def _tail(log: Path) -> str:
-    return log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-
-
-def _http_ok(url: str) -> Callable[[], bool]:
-    def ready() -> bool:
-        try:
-            return requests.get(url, timeout=2).status_code < 500
-        except requests.RequestException:  # refused, or accepted but not answering yet
-            return False
-    return ready
-
-
-@contextmanager
-def _process(cmd: list[str], log: Path, stop: int = signal.SIGTERM,
-             **kwargs: object) -> Iterator[subprocess.Popen]:
-    """A child in its own process group, so teardown reaches workers it forked, too."""
-    with open(log, "ab") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, **kwargs)
-    try:
-        yield proc
-    finally:
-        _stop(proc, stop)
-
-
-def _stop(proc: subprocess.Popen, sig: int) -> None:
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=15)
-        except ProcessLookupError:
-            pass
 
 
 def _as_postgres() -> dict[str, object]:
@@ -214,8 +160,9 @@ def postgres(superuser_password: str) -> Iterator[int]:
                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to leave.
-        with _process(cmd, log, signal.SIGINT, **_as_postgres()) as proc:
-            _wait(lambda: _pg_ready(port, superuser_password), proc, log, "PostgreSQL")
+        with process(cmd, log, signal.SIGINT, **_as_postgres()) as proc:
+            wait_ready(lambda: _pg_ready(port, superuser_password), proc, log, "PostgreSQL",
+                       START_TIMEOUT)
             yield port
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -274,8 +221,8 @@ def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
            "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--serve-artifacts"]
     url = f"http://127.0.0.1:{port}"
     log = workdir / "mlflow.log"
-    with _process(cmd, log, env=env, cwd=workdir) as proc:
-        _wait(_http_ok(f"{url}/health"), proc, log, "mlflow server")
+    with process(cmd, log, env=env, cwd=workdir) as proc:
+        wait_ready(http_ok(f"{url}/health"), proc, log, "mlflow server", START_TIMEOUT)
         yield url
 
 
@@ -296,9 +243,9 @@ def running_stack() -> Iterator[Stack]:
         # moto starts while initdb runs: the two are independent.
         s3_port, s3_log = free_port(), workdir / "moto.log"
         s3_url = f"http://127.0.0.1:{s3_port}"
-        moto = stack.enter_context(_process(_moto_command(s3_port), s3_log))
+        moto = stack.enter_context(process(_moto_command(s3_port), s3_log))
         pg_port = stack.enter_context(postgres(pg_super))
-        _wait(_http_ok(s3_url), moto, s3_log, "moto_server")
+        wait_ready(http_ok(s3_url), moto, s3_log, "moto_server", START_TIMEOUT)
         _create_databases(pg_port, pg_super, db_password)
         boto3.client("s3", endpoint_url=s3_url, region_name=REGION,
                      aws_access_key_id="testing",

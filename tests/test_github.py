@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ from gate.github import (
 )
 from tests import fake_github as fake_module
 from tests.fake_github import FakeGitHub
+from tests.servers import free_port
 
 fake_github = fake_module.fake_github        # the fixture, for this module
 
@@ -298,12 +298,6 @@ def test_a_post_refused_with_5xx_is_posted_again_after_looking(fake_github, make
     assert bodies(fake_github) == [("gate-bot", f"{MARKER}\nreport")]
     lists = [r for r in fake_github.requests if r.method == "GET" and "comments" in r.path]
     assert len(lists) == 2          # once to find, once more before posting again
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_connection_refused_gives_up_within_the_budget(make_client, waits):
