@@ -75,12 +75,19 @@ def http_ok(url: str) -> Callable[[], bool]:
     return ready
 
 
+# MLflow's job runner (huey consumers for its GenAI jobs) is on by default: 7 more
+# processes, ~1.7 GB and ~30 CPU-seconds at every start, 15 s of both cores here. The
+# gate never submits a job, and deploy/docker-compose.yml turns it off as well.
+NO_JOB_RUNNER = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @contextmanager
 def mlflow_server(home: Path, store: Path, workers: int = 1,
                   env: Mapping[str, str] | None = None) -> Iterator[str]:
     """A real `mlflow server` on a free 127.0.0.1 port: the SQLite `store` (migrate it
     beforehand and it starts in seconds), artifacts served from `home`, log in
-    `home/server.log`; `env` is added to an environment cleared of MLFLOW_* and AWS_*."""
+    `home/server.log`; `env` is added to an environment cleared of MLFLOW_* and AWS_*
+    (with MLflow's job runner off, as deployed)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
@@ -88,6 +95,6 @@ def mlflow_server(home: Path, store: Path, workers: int = 1,
            "--artifacts-destination", str(home / "artifacts"), "--workers", str(workers)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     log = home / "server.log"
-    with process(cmd, log, env={**clean, **(env or {})}, cwd=home) as proc:
+    with process(cmd, log, env={**clean, **NO_JOB_RUNNER, **(env or {})}, cwd=home) as proc:
         wait_ready(http_ok(f"{url}/health"), proc, log, "mlflow server")
         yield url

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.servers import free_port, http_ok, process, wait_ready
+from tests.servers import NO_JOB_RUNNER, free_port, http_ok, process, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BOOTSTRAP = REPO / "deploy" / "bootstrap.py"
@@ -213,6 +213,7 @@ def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
+        **NO_JOB_RUNNER,
         **SERVER_ENV,
     })
     cmd = [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--workers", "2",

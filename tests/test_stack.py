@@ -22,6 +22,7 @@ import train_model
 from gate.cli import main as gate
 from gate.errors import InfraError
 from gate.prune import prune
+from tests.servers import NO_JOB_RUNNER
 from tests.stack import EXPERIMENT, MODEL, REPO, Stack, bootstrapped  # noqa: F401
 
 CONFIG = str(REPO / "gate.toml")
@@ -164,6 +165,9 @@ def test_compose_file_keeps_the_deployment_rules() -> None:
     assert {"--app-name=basic-auth", "--serve-artifacts"} <= set(command)
     assert any(arg.startswith("--artifacts-destination=s3://") for arg in command)
     assert "MLFLOW_FLASK_SERVER_SECRET_KEY" in services["mlflow"]["environment"]
+    # the stack tests run the server as deployed: job runner off unless .env asks for it
+    for key, value in NO_JOB_RUNNER.items():
+        assert services["mlflow"]["environment"][key].endswith(f":-{value}}}")
     for service in services.values():
         for key, value in (service.get("environment") or {}).items():
             if re.search("PASSWORD|SECRET", key):
