@@ -2,8 +2,8 @@
 
 With no data flags it trains on scikit-learn's bundled diabetes data set (offline).
 It logs params, metrics (rmse, mae, r2), the model (skops, explicit trusted types,
-signature, input example), the eval rows and per-row predictions under `gate/`,
-digests of the data, and GitHub Actions context as tags.
+signature, input example), the evaluation the gate needs through the public helper
+`gate.log_evaluation`, digests of the data, and GitHub Actions context as tags.
 """
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from gate import contract
 from gate.errors import GateError, InfraError, InputError
 from gate.tracking import TRUSTED_TYPES, apply_client_defaults, resolve_tracking_uri
 
-EVAL_ROWS = "gate/eval_rows.csv"
-PREDICTIONS = "gate/predictions.csv"
 DEFAULT_EXPERIMENT = "model-gate"
 
 
@@ -162,6 +161,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     from mlflow.models import infer_signature
     from sklearn.model_selection import train_test_split
 
+    from gate import log_evaluation
+
     data = load_dataset(args)
     dropped = [c.strip() for c in args.drop_columns.split(",") if c.strip()]
     unknown = [c for c in dropped if c not in data.frame.columns or c == data.target]
@@ -176,13 +177,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     predictions = model.predict(X_eval[kept])
     metrics = regression_metrics(y_eval, predictions)
 
-    eval_rows = X_eval.assign(**{data.target: y_eval})
-    tags = {"gate.target": data.target, "gate.data_source": data.source,
-            "gate.data_digest": frame_digest(data.frame),
-            "gate.eval_digest": frame_digest(eval_rows),
-            "gate.eval_rows": str(len(eval_rows)), **github_tags(os.environ)}
+    tags = {contract.TAG_DATA_SOURCE: data.source,
+            contract.TAG_DATA_DIGEST: frame_digest(data.frame), **github_tags(os.environ)}
     if md5 := dvc_md5(args.data):
-        tags["dvc.md5"] = md5
+        tags[contract.TAG_DVC_MD5] = md5
     params = {"model": args.model, "n_estimators": args.n_estimators,
               "max_depth": args.max_depth, "min_samples_leaf": args.min_samples_leaf,
               "learning_rate": args.learning_rate, "alpha": args.alpha,
@@ -197,7 +195,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             mlflow.set_tags(tags)
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
-            _log_eval(eval_rows, predictions, run.info.run_id)
+            # every feature, dropped ones too, so Production can be scored on these rows;
+            # the dataset's index is a stable row id
+            log_evaluation(y_eval.to_numpy(), predictions, features=X_eval,
+                           row_ids=X_eval.index.to_numpy(), target=data.target,
+                           task=contract.REGRESSION, log_metrics=False)
             mlflow.sklearn.log_model(
                 model, name="model", serialization_format="skops",
                 skops_trusted_types=list(TRUSTED_TYPES),
@@ -212,22 +214,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     except OSError as exc:
         raise InfraError(f"cannot reach MLflow at {_safe(uri)}: {type(exc).__name__}") from None
     return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
-            "metrics": metrics, "eval_rows": len(eval_rows)}
-
-
-def _log_eval(eval_rows: Any, predictions: Any, run_id: str) -> None:
-    import tempfile
-
-    import mlflow
-    import pandas as pd
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp, "gate")
-        folder.mkdir()
-        eval_rows.to_csv(folder / "eval_rows.csv", index=False)
-        pd.DataFrame({"prediction": predictions}).to_csv(folder / "predictions.csv",
-                                                         index=False)
-        mlflow.log_artifacts(str(folder), artifact_path="gate", run_id=run_id)
+            "metrics": metrics, "eval_rows": len(y_eval)}
 
 
 def _safe(uri: str) -> str:

@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--run-id", required=True)
     common(check)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
+    check.add_argument("--against", metavar="RUN_ID|vN",
+                       help="compare with this run or version instead of Production "
+                            "(never promotes)")
     _outputs(check)
 
     promote = sub.add_parser("promote", help="promote a run or version (gated)")
@@ -113,8 +116,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         from gate.gating import run_gate
 
+        if args.against is not None and args.promote:
+            raise InputError("--against compares with a baseline of your choice and never "
+                             "promotes: drop --promote")
         return run_gate(registry, cfg, args.run_id, promote=args.promote,
-                        targets=deliver.targets_from(args)).exit_code
+                        targets=deliver.targets_from(args), against=args.against).exit_code
     if args.command == "promote":
         return _promote(args, registry, cfg)
     from gate import history

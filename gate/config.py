@@ -24,6 +24,14 @@ class ModelConfig:
     alias: str = "production"
     stage: str | None = None
     trusted_types: tuple[str, ...] = ()     # extra skops types to trust, beyond the gate's
+    # flavors (or flavor:format) that may be promoted; empty: any
+    allowed_flavors: tuple[str, ...] = ()
+
+    def allows(self, key: str) -> bool:
+        """Whether a model of `flavor:format` may be promoted."""
+        flavor = key.split(":", 1)[0]
+        return not self.allowed_flavors or key in self.allowed_flavors or \
+            flavor in self.allowed_flavors
 
     @property
     def all_trusted_types(self) -> tuple[str, ...]:
@@ -38,6 +46,20 @@ class CompareConfig:
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
+    require_verified: bool = False   # predictions the gate could not compute block
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """The pinned eval set: rows no candidate chose, read from the config's checkout."""
+
+    data: str = ""              # path relative to the config file; empty: not pinned
+    target: str = ""
+    digest: str = ""            # "sha256:<hex>": refuse the file if its content differs
+    row_id: str = ""            # optional column of stable row ids
+
+    def path(self, config_source: str) -> Path:
+        return (Path(config_source).parent / self.data).resolve()
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,7 @@ class Config:
     compare: CompareConfig
     metrics: tuple[MetricRule, ...]
     source: str = "gate.toml"
+    eval: EvalConfig = field(default_factory=EvalConfig)
     primary_metric: str = field(default="")
 
     def with_model_name(self, name: str | None) -> "Config":
@@ -77,6 +100,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "alias": ((str,), False),
         "stage": ((str,), False),
         "trusted_types": ((list,), False),
+        "allowed_flavors": ((list,), False),
     },
     "compare": {
         "policy": ((str,), False),
@@ -84,6 +108,13 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "resamples": ((int,), False),
         "seed": ((int,), False),
         "primary_metric": ((str,), False),
+        "require_verified": ((bool,), False),
+    },
+    "eval": {
+        "data": ((str,), False),
+        "target": ((str,), False),
+        "digest": ((str,), False),
+        "row_id": ((str,), False),
     },
     "metric": {
         "direction": ((str,), True),
@@ -94,7 +125,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "required": ((bool,), False),
     },
 }
-_TOP_LEVEL = ("model", "compare", "metrics")
+_TOP_LEVEL = ("model", "compare", "metrics", "eval")
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
                list: "array", dict: "table"}
 
@@ -122,13 +153,19 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     if not all(isinstance(t, str) and t for t in types):
         raise ConfigError(f"{source}: model.trusted_types must be an array of type names")
     model_raw["trusted_types"] = tuple(types)
+    flavors = model_raw.get("allowed_flavors", [])
+    if not all(isinstance(f, str) and f for f in flavors):
+        raise ConfigError(f"{source}: model.allowed_flavors must be an array of flavor names "
+                          '(e.g. "sklearn:skops", "lightgbm")')
+    model_raw["allowed_flavors"] = tuple(flavors)
     model = ModelConfig(**model_raw)
     compare_raw = _section(data, "compare", source)
     primary = compare_raw.pop("primary_metric", "")
     compare = CompareConfig(**compare_raw)
     metrics = _metrics(data.get("metrics", {}), source)
+    evaluation = EvalConfig(**_section(data, "eval", source))
     config = Config(model=model, compare=compare, metrics=metrics, source=source,
-                    primary_metric=primary or metrics[0].name)
+                    primary_metric=primary or metrics[0].name, eval=evaluation)
     _check_values(config)
     return config
 
@@ -207,6 +244,7 @@ def _check_values(config: Config) -> None:
         pass  # may come from --model-name; cli checks it is set before use
     if not config.model.alias.strip():
         raise ConfigError(f"{src}: model.alias must not be empty")
+    _check_eval(config.eval, src)
     names = {rule.name for rule in config.metrics}
     if config.primary_metric not in names:
         raise ConfigError(f"{src}: compare.primary_metric {config.primary_metric!r} is not "
@@ -224,3 +262,21 @@ def _check_values(config: Config) -> None:
         if rule.direction == "higher" and rule.max is not None:
             raise ConfigError(f"{src}: {where}.max contradicts direction = 'higher' "
                               "(a higher-is-better metric takes a min bound)")
+
+
+def _check_eval(evaluation: EvalConfig, src: str) -> None:
+    if not evaluation.data:
+        if evaluation.target or evaluation.digest or evaluation.row_id:
+            raise ConfigError(f"{src}: eval.target, eval.digest and eval.row_id need "
+                              "eval.data (the pinned eval set)")
+        return
+    if not evaluation.target:
+        raise ConfigError(f"{src}: eval.target is required with eval.data (its label column)")
+    if Path(evaluation.data).suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ConfigError(f"{src}: eval.data must be a .csv or .parquet file, "
+                          f"not {evaluation.data!r}")
+    digest = evaluation.digest
+    if digest and not (digest.startswith("sha256:") and len(digest) == 71 and
+                       all(c in "0123456789abcdef" for c in digest[7:])):
+        raise ConfigError(f"{src}: eval.digest must be 'sha256:' and 64 lowercase hex "
+                          "digits (sha256sum of the file)")

@@ -34,6 +34,12 @@ class Evidence:
     champion_metrics: Mapping[str, float] = field(default_factory=dict)
     paired: Mapping[str, PairedStat] = field(default_factory=dict)
     fallback_reason: str | None = None
+    # the candidate's metrics as the gate computed them on the eval rows (no champion)
+    candidate_computed: Mapping[str, float] = field(default_factory=dict)
+    # whether the gate computed each model's predictions itself (None: no such model)
+    candidate_verified: bool = False
+    champion_verified: bool | None = None
+    candidate_flavor: str = ""          # flavor:format of the candidate's model, "" if none
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class Verdict:
     policy: str
     metrics: tuple[MetricResult, ...]
     fallback_reason: str | None = None
+    blocked_by: tuple[str, ...] = ()     # rules about the whole run, not one metric
+    candidate_verified: bool = False
+    champion_verified: bool | None = None
 
     @property
     def failed(self) -> tuple[MetricResult, ...]:
@@ -85,7 +94,7 @@ class Verdict:
     def status(self) -> str:
         if self.errors:
             return "error"
-        if self.failed:
+        if self.failed or self.blocked_by:
             return "blocked"
         if self.champion_version is None:
             return "first_model"
@@ -107,7 +116,27 @@ def decide(config: Config, evidence: Evidence) -> Verdict:
     return Verdict(candidate_run_id=evidence.candidate_run_id,
                    champion_version=evidence.champion_version,
                    policy=policy, metrics=results,
-                   fallback_reason=evidence.fallback_reason)
+                   fallback_reason=evidence.fallback_reason,
+                   blocked_by=_run_rules(config, evidence),
+                   candidate_verified=evidence.candidate_verified,
+                   champion_verified=evidence.champion_verified)
+
+
+def _run_rules(config: Config, evidence: Evidence) -> tuple[str, ...]:
+    """Rules about the run as a whole: whose numbers they are, and what it is."""
+    reasons = []
+    flavor = evidence.candidate_flavor
+    if flavor and not config.model.allows(flavor):
+        reasons.append(f"the candidate's model is {flavor}, which is not in [model] "
+                       f"allowed_flavors ({', '.join(config.model.allowed_flavors)})")
+    if config.compare.require_verified:
+        if not evidence.candidate_verified:
+            reasons.append("the candidate's numbers are its own claims (the gate could not "
+                           "compute its predictions) and [compare] require_verified is true")
+        if evidence.champion_version is not None and evidence.champion_verified is False:
+            reasons.append("Production's predictions are logged claims, not computed by the "
+                           "gate, and [compare] require_verified is true")
+    return tuple(reasons)
 
 
 def worsening(direction: str, champion: float, candidate: float) -> float:
@@ -121,16 +150,20 @@ def _finite(value: float | None) -> bool:
 
 def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     paired = evidence.paired.get(rule.name)
-    candidate = paired.candidate if paired else evidence.candidate_metrics.get(rule.name)
+    logged = evidence.candidate_metrics.get(rule.name)
     base = {"name": rule.name, "direction": rule.direction}
 
-    if candidate is None or not math.isfinite(candidate):
-        what = "missing from" if candidate is None else f"not finite ({candidate}) in"
+    # the run's own value must be there whatever the gate computes: a trainer that
+    # logs NaN is broken, and the rule says so before any comparison
+    if logged is None or not math.isfinite(logged):
+        what = "missing from" if logged is None else f"not finite ({logged}) in"
         if rule.required:
-            return MetricResult(status="error", candidate=candidate,
+            return MetricResult(status="error", candidate=logged,
                                 reason=f"required metric {what} the candidate run", **base)
-        return MetricResult(status="skipped", candidate=candidate,
+        return MetricResult(status="skipped", candidate=logged,
                             reason=f"optional metric {what} the candidate run", **base)
+    candidate = paired.candidate if paired else \
+        evidence.candidate_computed.get(rule.name, logged)
 
     bound = _bound_failure(rule, candidate)
     champion = paired.champion if paired else evidence.champion_metrics.get(rule.name)

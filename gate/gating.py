@@ -8,11 +8,12 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from gate import deliver, evidence
+from gate import contract, deliver, evidence
 from gate.config import Config
 from gate.decide import Verdict, decide
+from gate.domain import Champion, RunInfo
 from gate.errors import InfraError
-from gate.registry import Champion, Registry, RunInfo
+from gate.registry import Registry, temp_dir
 from gate.report import Context, render
 
 TREND_POINTS = 8
@@ -39,22 +40,24 @@ class Outcome:
 
 def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
-             override_hint: str = "") -> Outcome:
-    """Judge one run against the champion; promote when asked and allowed."""
+             override_hint: str = "", against: str | None = None) -> Outcome:
+    """Judge one run against the champion (or the `against` baseline, never promoted);
+    promote when asked and allowed."""
     candidate = registry.run(run_id)
-    evidence.vet_candidate_model(registry, config, candidate)
-    champion = registry.champion(config.model)
+    champion = registry.baseline(config.model.name, against) if against else \
+        registry.champion(config.model)
     gathered = evidence.gather(registry, config, candidate, champion)
     verdict = decide(config, gathered.evidence)
     forced = force_reason is not None and not verdict.passed
     notes = list(gathered.notes)
-    history = trend(registry, config, champion)     # read before anything is written
+    history = trend(registry, config, champion) if not against else []
 
     promoted, promote_error = None, None
     if promote and (verdict.passed or forced):
         try:
             promoted = promote_run(registry, config, candidate, champion, verdict,
-                                   reason=force_reason, forced=forced)
+                                   reason=force_reason, forced=forced, gathered=gathered,
+                                   notes=notes)
         except InfraError as exc:
             promote_error = exc
             notes.append(f"promotion failed, nothing was promoted: {exc}")
@@ -67,12 +70,19 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
                   promote_requested=promote, promoted_version=promoted,
                   commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
                   trend=history, config=config,
-                  override_hint=override_hint)
+                  override_hint=override_hint, trust_notes=trust_lines(gathered),
+                  models=model_lines(gathered, champion))
     report = render(verdict, ctx)
     data = deliver.verdict_json(verdict, promoted, {
         "model_name": config.model.name, "notes": notes, "eval_rows": gathered.eval_rows,
         "data_changed": gathered.data_changed, "forced": bool(forced and promoted),
-        "champion_found_by": champion.found_by if champion else None})
+        "champion_found_by": champion.found_by if champion else None,
+        "verified": verdict.candidate_verified,
+        "champion_verified": verdict.champion_verified,
+        "candidate_model": gathered.candidate.as_json(),
+        "champion_model": gathered.champion.as_json() if gathered.champion else None,
+        "eval_set": gathered.rows.as_json() if gathered.rows else None,
+        "blocked_by": list(verdict.blocked_by)})
     deliver.deliver(report, verdict, config.model.name, targets, data)
     outcome = Outcome(verdict, promoted, promote_error)
     if promote_error is not None:
@@ -83,9 +93,33 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     return outcome
 
 
+def trust_lines(gathered: evidence.Gathered) -> list[str]:
+    """Whose numbers the verdict rests on, for the report's first screen."""
+    lines = []
+    if gathered.rows is not None:
+        lines.append(f"Eval rows: {gathered.rows.source}, {gathered.rows.count} rows")
+    for side in (gathered.candidate, gathered.champion):
+        if side is not None and not side.verified:
+            lines.append(f"⚠️ {side.role} predictions unverified: {side.how}")
+    return lines
+
+
+def model_lines(gathered: evidence.Gathered,
+                champion: Champion | None) -> list[tuple[str, str]]:
+    lines = []
+    for side, name in ((gathered.candidate, "candidate"),
+                       (gathered.champion, champion.label if champion else "")):
+        if side is None:
+            continue
+        mark = "verified" if side.verified else "unverified"
+        lines.append((name, f"{side.model or 'no logged model'}, {mark}: {side.how}"))
+    return lines
+
+
 def promote_run(registry: Registry, config: Config, candidate: RunInfo,
                 champion: Champion | None, verdict: Verdict, *, reason: str | None,
-                forced: bool) -> str | None:
+                forced: bool, gathered: evidence.Gathered | None = None,
+                notes: list[str] | None = None) -> str | None:
     """Register the run and move Production to it; None if it already is Production."""
     model = config.model
     if champion is not None and champion.run.run_id == candidate.run_id:
@@ -96,15 +130,49 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
     version = registry.register(model.name, candidate)
     if expected == version:
         return None
-    tags = {"gate.status": "forced" if forced else verdict.status,
-            "gate.champion_version": expected or "none",
-            "gate.commit": _commit(candidate) or "unknown",
-            "gate.actor": actor(), "gate.metrics": _metrics_tag(candidate.metrics)}
+    tags = {contract.V_STATUS: "forced" if forced else verdict.status,
+            contract.V_CHAMPION: expected or "none",
+            contract.V_COMMIT: _commit(candidate) or "unknown",
+            contract.V_ACTOR: actor(), contract.V_METRICS: _metrics_tag(candidate.metrics)}
     if reason:
-        tags["gate.reason"] = reason[:500]
+        tags[contract.V_REASON] = reason[:500]
+    if gathered is not None:
+        tags.update(_evidence_tags(registry, candidate, gathered, notes))
     with registry.promotion_lock(model.name):
         registry.move_champion(model, version, expected, tags)
     return version
+
+
+def _evidence_tags(registry: Registry, candidate: RunInfo, gathered: evidence.Gathered,
+                   notes: list[str] | None) -> dict[str, str]:
+    """What the next check needs to trust about this version: the rows it was judged
+    on, and the gate's own predictions of it on them (uploaded here, vouched for by
+    the digest in the version's tags, which only the promoter can write)."""
+    tags = {}
+    if gathered.candidate.flavor_key:
+        tags[contract.V_FLAVOR] = gathered.candidate.flavor_key
+    rows = gathered.rows
+    if rows is None:
+        return tags
+    tags[contract.V_EVAL_SHA] = rows.sha256
+    if rows.uri and rows.target:
+        tags.update({contract.V_EVAL_URI: rows.uri, contract.V_EVAL_TARGET: rows.target})
+    if gathered.cache is None:
+        return tags
+    from pathlib import Path
+
+    with temp_dir() as tmp:
+        local = Path(tmp, Path(contract.CACHED_PREDICTIONS).name)
+        local.write_bytes(gathered.cache)
+        try:
+            registry.log_file(candidate.run_id, local, contract.FOLDER)
+        except InfraError as exc:
+            if notes is not None:
+                notes.append(f"the gate's predictions of this version were not kept "
+                             f"(the next check scores it again): {exc}")
+            return tags
+    tags[contract.V_PREDICTIONS_SHA] = evidence.cache_digest(gathered.cache)
+    return tags
 
 
 def trend(registry: Registry, config: Config,

@@ -1,106 +1,124 @@
-"""Load a logged scikit-learn model safely: skops only, with our own trusted types.
+"""What a logged model is, read from its MLmodel file without loading anything of it.
 
-MLflow's loader would trust the list of types stored inside the model, which the
-model's author controls; here the list is the gate's, and anything else is refused
-before a single object of the file is built.
+The flavor and serialization format decide whether the gate can compute the model's
+predictions itself (a safe loader in `gate.loaders`) or must use what the run logged.
+No flavor is refused here; a model file name that leaves the model folder is.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from gate.errors import InputError
 
+MAX_MLMODEL_BYTES = 1024 * 1024
+# MLmodel's own description of a model that no safe loader reads
+_PICKLED = {"pickle", "cloudpickle", "joblib"}
+
 
 @dataclass(frozen=True)
-class LoadedModel:
-    estimator: Any
-    input_columns: tuple[str, ...]   # from the signature; empty when none was logged
+class ModelFile:
+    flavor: str                     # sklearn, lightgbm, xgboost, python_function, pytorch...
+    format: str                     # skops, lgb, ubj, json, cloudpickle, pickle, unknown
+    loader: str | None              # the key of a safe loader in gate.loaders, else None
+    data: str | None                # the file that loader reads, inside the model folder
+    input_columns: tuple[str, ...]  # from the signature; empty when none was logged
+    model_class: str = ""
+
+    @property
+    def key(self) -> str:
+        """`flavor:format`, what `[model] allowed_flavors` matches."""
+        return f"{self.flavor}:{self.format}"
+
+    @property
+    def description(self) -> str:
+        return f"{self.flavor} / {self.format}"
 
 
-def read_mlmodel(model_dir: Path) -> dict[str, Any]:
+def read_mlmodel(model_dir: Path, label: str = "model") -> dict[str, Any]:
     import yaml
 
-    # libyaml's safe loader when built in: ten times faster than the pure-Python one
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    path = model_dir / "MLmodel"
     try:
-        return yaml.load((model_dir / "MLmodel").read_text(), Loader=loader) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise InputError(f"{model_dir}: unreadable MLmodel file ({type(exc).__name__})") \
-            from None
+        if path.stat().st_size > MAX_MLMODEL_BYTES:
+            raise InputError(f"{label}: MLmodel file over {MAX_MLMODEL_BYTES} bytes")
+        # libyaml's safe loader when built in: ten times faster than the pure-Python one
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
+    except InputError:
+        raise
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
+        raise InputError(f"{label}: unreadable MLmodel file ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{label}: MLmodel file is not a mapping")
+    if not isinstance(data.get("flavors"), dict) or not data["flavors"]:
+        raise InputError(f"{label}: MLmodel file has no 'flavors' mapping")
+    if not all(isinstance(v, dict) for v in data["flavors"].values()):
+        raise InputError(f"{label}: MLmodel file has a flavor that is not a mapping")
+    return data
+
+
+def describe(mlmodel: dict[str, Any], label: str) -> ModelFile:
+    flavors: dict[str, dict[str, Any]] = mlmodel["flavors"]
+    columns = input_columns(mlmodel)
+    if "sklearn" in flavors:
+        conf = flavors["sklearn"]
+        fmt = _text(conf.get("serialization_format"), "pickle")
+        data = _inside(conf.get("pickled_model", "model.skops"), label)
+        return ModelFile("sklearn", fmt, "sklearn" if fmt == "skops" else None, data, columns)
+    if "lightgbm" in flavors:
+        conf = flavors["lightgbm"]
+        data = _inside(conf.get("data", "model.lgb"), label)
+        fmt = "lgb" if data.endswith(".lgb") else ("skops" if data.endswith(".skops")
+                                                   else "pickle")
+        return ModelFile("lightgbm", fmt, None if fmt == "pickle" else "lightgbm", data,
+                         columns, _text(conf.get("model_class"), ""))
+    if "xgboost" in flavors:
+        conf = flavors["xgboost"]
+        fmt = _text(conf.get("model_format"), "xgb")
+        data = _inside(conf.get("data", f"model.{fmt}"), label)
+        safe = fmt in ("json", "ubj", "xgb", "deprecated")
+        return ModelFile("xgboost", fmt, "xgboost" if safe else None, data, columns,
+                         _text(conf.get("model_class"), "xgboost.core.Booster"))
+    named = [name for name in flavors if name != "python_function"]
+    flavor = named[0] if named else "python_function"
+    conf = flavors[flavor]
+    fmt = _text(conf.get("serialization_format") or conf.get("pickle_module_name"), "")
+    if not fmt:
+        fmt = "cloudpickle" if "python_model" in flavors.get("python_function", {}) or \
+            "cloudpickle_version" in conf else "unknown"
+    return ModelFile(str(flavor)[:60], fmt[:40], None, None, columns)
 
 
 def input_columns(mlmodel: dict[str, Any]) -> tuple[str, ...]:
-    raw = (mlmodel.get("signature") or {}).get("inputs")
-    if not raw:
+    signature = mlmodel.get("signature")
+    raw = signature.get("inputs") if isinstance(signature, dict) else None
+    if not isinstance(raw, str) or not raw:
         return ()
     try:
         spec = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
-    return tuple(col["name"] for col in spec if isinstance(col, dict) and "name" in col)
+    if not isinstance(spec, list):
+        return ()
+    return tuple(str(col["name"]) for col in spec if isinstance(col, dict) and "name" in col)
 
 
-def untrusted_types(model_file: Path, trusted: Iterable[str]) -> list[str]:
-    import skops.io
-
-    found = skops.io.get_untrusted_types(file=str(model_file))
-    allowed = set(trusted)
-    return sorted(t for t in found if t not in allowed)
+def _text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) and value else default
 
 
-def skops_file(mlmodel: dict[str, Any], label: str) -> str:
-    """The model file MLmodel names, relative to the model folder, if it is skops."""
-    flavor = (mlmodel.get("flavors") or {}).get("sklearn") or {}
-    fmt = flavor.get("serialization_format")
-    if fmt != "skops":
-        raise InputError(f"{label}: saved as {fmt or 'an unknown format'!s}, not skops; "
-                         "the gate loads only skops models (pickle can run arbitrary code)")
-    name = flavor.get("pickled_model", "model.skops")
-    # the name is the model author's: it must stay inside the model folder
-    parts = PurePosixPath(str(name)).parts
-    if not isinstance(name, str) or not parts or parts[0] == "/" or ".." in parts:
+def _inside(name: Any, label: str) -> str:
+    """The model file MLmodel names: the model's author chose it, so it must stay inside
+    the model folder."""
+    parts = PurePosixPath(str(name)).parts if isinstance(name, str) else ()
+    if not parts or parts[0] == "/" or ".." in parts or "\\" in str(name):
         raise InputError(f"{label}: MLmodel names {str(name)[:100]!r} as its model file, "
                          "which is not a path inside the model folder")
-    return name
+    return str(name)
 
 
-def vet(model_dir: Path, trusted: Iterable[str], label: str) -> tuple[Path, dict[str, Any]]:
-    """The model file and MLmodel, if it is a skops file asking only for trusted types."""
-    mlmodel = read_mlmodel(model_dir)
-    model_file = model_dir / skops_file(mlmodel, label)
-    try:
-        refused = untrusted_types(model_file, trusted)
-    except Exception as exc:  # skops raises many types on a corrupt file
-        raise InputError(f"{label}: unreadable skops file ({type(exc).__name__})") from None
-    if refused:
-        raise _refusal(label, refused)
-    return model_file, mlmodel
-
-
-def load(model_dir: Path, trusted: Iterable[str], label: str) -> LoadedModel:
-    """The estimator and its input columns; InputError if it is not a safe skops file.
-
-    skops.io.load audits the file's types against `trusted` before it builds anything,
-    so the file is parsed once; only a refusal parses it again, to name the types.
-    """
-    import skops.io
-    from skops.io.exceptions import UntrustedTypesFoundException
-
-    trusted = list(trusted)
-    mlmodel = read_mlmodel(model_dir)
-    model_file = model_dir / skops_file(mlmodel, label)
-    try:
-        estimator = skops.io.load(str(model_file), trusted=trusted)
-    except UntrustedTypesFoundException:
-        raise _refusal(label, untrusted_types(model_file, trusted)) from None
-    except Exception as exc:  # skops raises many types on a corrupt file
-        raise InputError(f"{label}: unreadable skops file ({type(exc).__name__})") from None
-    return LoadedModel(estimator, input_columns(mlmodel))
-
-
-def _refusal(label: str, refused: list[str]) -> InputError:
-    return InputError(f"{label}: needs untrusted types {', '.join(refused)}; refusing to "
-                      "load it (add them to [model] trusted_types only if you trust them)")
+def is_pickled(model: ModelFile) -> bool:
+    return model.format in _PICKLED

@@ -15,15 +15,16 @@ import tempfile
 import time
 import uuid
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
+from gate import contract
 from gate.config import ModelConfig
+from gate.domain import Champion, RunInfo, VersionInfo  # noqa: F401 (re-exported)
 from gate.errors import GateError, InfraError, InputError
 from gate.tracking import apply_client_defaults, redact_uri
 
-LOCK_TAG = "gate.lock"
+LOCK_TAG = contract.LOCK_TAG
 LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK_TTL)
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
@@ -36,38 +37,6 @@ T = TypeVar("T")
 READ = "READ on the experiment or the registered model"
 EDIT = ("EDIT on the registered model (registering versions, tagging them and moving "
         "aliases)")
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    run_id: str
-    name: str
-    experiment_id: str
-    metrics: Mapping[str, float]
-    params: Mapping[str, str]
-    tags: Mapping[str, str]
-    artifact_uri: str
-    start_time: int = 0
-    model_id: str | None = None     # the MLflow 3 logged model this run produced
-
-
-@dataclass(frozen=True)
-class Champion:
-    version: str
-    run: RunInfo
-    found_by: str           # "alias" or "stage"
-    tags: Mapping[str, str] = field(default_factory=dict)
-    source: str = ""        # what the version was registered from, e.g. models:/m-...
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    version: str
-    run_id: str
-    aliases: tuple[str, ...]
-    stage: str
-    tags: Mapping[str, str]
-    created: int
 
 
 class Registry:
@@ -197,14 +166,33 @@ class Registry:
             local = Path(dest, *PurePosixPath(path).parts)
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
-                # the one-file download every artifact store implements
-                repo._download_file(path, str(local))
+                download_one(repo, path, local)
             except Exception as exc:  # each store raises its own types; sorted out here
                 if _unreachable(exc) or self._listed(f"{base}/{path}"):
                     raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
                                      f"{_short_infra(exc)}") from None
                 return None
+            if local.stat().st_size > contract.MAX_ARTIFACT_BYTES:
+                raise InputError(f"{redact_uri(base)}/{path}: over the gate's limit of "
+                                 f"{contract.MAX_ARTIFACT_BYTES} bytes")
         return Path(dest)
+
+    def baseline(self, name: str, spec: str) -> Champion:
+        """`--against`: a version (`vN`) of `name`, or any run, as the comparison's champion."""
+        if spec[:1] in "vV" and spec[1:].isascii() and spec[1:].isdigit():
+            version = spec[1:]
+            with self._errors(f"model {name!r} version {version}"):
+                mv = self.client.get_model_version(name, version)
+                run = self.client.get_run(mv.run_id)
+            return Champion(version=str(mv.version), run=_run_info(run), found_by="version",
+                            tags=dict(mv.tags or {}), source=mv.source or "")
+        return Champion(version="", run=self.run(spec), found_by="run")
+
+    def log_file(self, run_id: str, local: Path, folder: str) -> None:
+        """Upload one file into a run's artifacts under `folder`."""
+        with self._errors(f"writing artifacts of run {run_id}",
+                          "EDIT on the experiment (writing run artifacts)"):
+            self.client.log_artifact(run_id, str(local), artifact_path=folder)
 
     def _listed(self, uri: str) -> bool:
         """Whether the artifact at `uri` shows in its parent's listing."""
@@ -454,6 +442,17 @@ def _quiet() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
+
+
+def download_one(repo: Any, path: str, local: Path) -> None:
+    """One file from an artifact repository, in one request.
+
+    MLflow's public download_artifacts lists the path first to learn whether it is a
+    folder, doubling the requests; `_download_file` is the one-file download every
+    artifact store implements. It is private: tests/test_registry_download.py fails
+    first if MLflow renames it.
+    """
+    repo._download_file(path, str(local))
 
 
 def temp_dir() -> tempfile.TemporaryDirectory[str]:

@@ -15,7 +15,7 @@ import jinja2
 
 from gate.config import Config
 from gate.decide import MetricResult, Verdict
-from gate.registry import Champion, RunInfo
+from gate.domain import Champion, RunInfo
 from gate.tracking import redact_uri
 
 MAX_UNTRUSTED = 120
@@ -42,6 +42,9 @@ class Context:
     trend: Sequence[tuple[str, float]] = ()      # (label, primary metric) oldest first
     config: Config | None = None
     override_hint: str = ""
+    # whose numbers the verdict rests on: shown in the first screen
+    trust_notes: Sequence[str] = ()
+    models: Sequence[tuple[str, str]] = ()      # (role, "flavor / format, verified: how")
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,9 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
         return ("⛔ **Error**: the gate could not judge this run "
                 f"({len(verdict.errors)} metric(s) missing or not finite)",
                 "Nothing was promoted. Fix the run's metrics and re-run the gate.")
+    if status == "blocked" and not n_failed:
+        return (f"❌ **Blocked**: {verdict.blocked_by[0]}",
+                "Not promoted.")
     if status == "blocked":
         hint = ctx.override_hint or ("a maintainer runs `gate promote --run-id RUN "
                                      "--force --reason TEXT` (the manual workflow)")
@@ -127,8 +133,18 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "underpowered": [m.name for m in verdict.metrics if m.underpowered],
         "trend": _trend(ctx, verdict),
         "details": _details(verdict, ctx),
+        "trust": [_trust_line(line) for line in ctx.trust_notes],
+        "models": [f"{untrusted(role, 40)}: {untrusted(text, 160)}"
+                   for role, text in ctx.models],
     }
     return view
+
+
+def _trust_line(line: str) -> str:
+    # the line's own words are the gate's; the part after ": " may name a flavor from
+    # the model's MLmodel file, which its author wrote
+    head, sep, tail = line.partition(": ")
+    return f"{head}{sep}{untrusted(tail, 200)}" if sep else untrusted(line, 200)
 
 
 def _metric_row(m: MetricResult) -> dict[str, str]:

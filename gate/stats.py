@@ -38,6 +38,33 @@ Array = np.ndarray
 
 
 @dataclass(frozen=True)
+class ClassScores:
+    """A classifier's output on the eval rows."""
+
+    labels: Array               # (n,) predicted labels
+    proba: Array | None         # (n, k) class probabilities in `classes` order, or None
+    classes: tuple[Any, ...]
+
+
+# metrics of class labels; the others compare numbers
+CLASSIFICATION = frozenset({"accuracy", "accuracy_score"})
+
+
+def is_classification(metric: str) -> bool:
+    return metric in CLASSIFICATION
+
+
+def _labels_as_numbers(y_true: Any, *preds: Any) -> list[Any]:
+    """Class labels (any type) as codes of one shared map, for the numeric engine."""
+    arrays = [np.asarray(y_true)] + [np.asarray(p.labels if isinstance(p, ClassScores) else p)
+                                     for p in preds]
+    if all(a.dtype.kind in "biuf" for a in arrays):
+        return arrays
+    codes = {v: i for i, v in enumerate(sorted({str(x) for a in arrays for x in a.tolist()}))}
+    return [np.array([codes[str(x)] for x in a.tolist()], dtype=float) for a in arrays]
+
+
+@dataclass(frozen=True)
 class Metric:
     """A metric as weighted sums: `columns` gives per-row statistics (n, k) and
     `combine` turns their weighted sums (..., k) and the total weight into values."""
@@ -127,6 +154,8 @@ def supports(metric: str) -> bool:
 
 def score(metric: str, y_true: Any, pred: Any) -> float:
     """One plain evaluation of `metric` on all rows."""
+    if is_classification(metric) or isinstance(pred, ClassScores):
+        y_true, pred = _labels_as_numbers(y_true, pred)
     value = _metric(metric)(y_true, pred)
     if not np.isfinite(value):
         raise InputError(f"{metric} is undefined on these rows: the target is constant")
@@ -163,6 +192,9 @@ def paired_bootstraps(rules: Sequence[tuple[str, str]], y_true: Any, champion_pr
         raise InputError(f"confidence must be between 0 and 1, not {confidence!r}")
     if resamples < 2:
         raise InputError(f"resamples must be at least 2, not {resamples!r}")
+    if isinstance(champion_pred, ClassScores) or isinstance(candidate_pred, ClassScores):
+        y_true, champion_pred, candidate_pred = _labels_as_numbers(
+            y_true, champion_pred, candidate_pred)
     y, champ = _vectors(y_true, champion_pred, "champion")
     y, cand = _vectors(y, candidate_pred, "candidate")
     blocks = [np.hstack((scorer.columns(y, champ), scorer.columns(y, cand)))
