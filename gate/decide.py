@@ -160,8 +160,9 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
         if rule.required:
             return MetricResult(status="error", candidate=logged,
                                 reason=f"required metric {what} the candidate run", **base)
-        return MetricResult(status="skipped", candidate=logged,
-                            reason=f"optional metric {what} the candidate run", **base)
+        if paired is None:      # an optional metric the gate scored itself is still judged
+            return MetricResult(status="skipped", candidate=logged,
+                                reason=f"optional metric {what} the candidate run", **base)
     candidate = paired.candidate if paired else \
         evidence.candidate_computed.get(rule.name, logged)
 

@@ -295,6 +295,13 @@ def _predictions(model: Model | None, logged: RunEvaluation | None,
     if model is not None and model.folder is not None:
         label = f"{who} ({model.info.description})"
         loaded = loaders.load(model.folder, model.info, config.model.all_trusted_types, label)
+        supplied = _supplied_columns(loaded, model.info, chosen, logged)
+        if supplied:
+            rows, added = supplied
+            outputs = _score(loaded, model.info, rows, task, who)
+            return outputs, Side(side.role, side.model, side.flavor_key, False,
+                                 "computed by the gate, but on columns only the run supplied "
+                                 f"({', '.join(added)[:120]}): pin [eval] data to verify")
         outputs = _score(loaded, model.info, chosen, task, who)
         return outputs, Side(side.role, side.model, side.flavor_key, True,
                              "computed by the gate from the model file")
@@ -310,6 +317,28 @@ def _predictions(model: Model | None, logged: RunEvaluation | None,
                               p.classes)
     return outputs, Side(side.role, side.model, side.flavor_key, False,
                          f"logged by the run, unverified ({why})")
+
+
+def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
+                      chosen: evalset.EvalRows, logged: RunEvaluation | None
+                      ) -> tuple[evalset.EvalRows, list[str]] | None:
+    """A model needing features the chosen rows lack (a new feature) is scored on the
+    chosen rows extended with the run's own values of those columns, when its logged
+    rows line up with the chosen ones; None when nothing is missing."""
+    from dataclasses import replace
+
+    needed = list(info.input_columns or loaded.feature_names)
+    missing = [c for c in needed if c not in chosen.features.columns]
+    if not missing or logged is None:
+        return None
+    if any(c not in logged.rows.features.columns for c in missing):
+        return None
+    index, _ = evalset.align(chosen, logged.rows)
+    if index is None:
+        return None
+    extra = logged.rows.features[missing].iloc[index].reset_index(drop=True)
+    features = chosen.features.reset_index(drop=True).join(extra)
+    return replace(chosen, features=features), [str(c) for c in missing]
 
 
 def _champion_predictions(registry: Registry, config: Config, champion: Champion,

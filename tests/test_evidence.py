@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_diabetes
 
+import gate
 from gate import modelfile
 from gate.cli import main
 from gate.errors import InputError
@@ -65,26 +66,42 @@ def test_verdict_is_deterministic(local_store: Path) -> None:
     assert first == second
 
 
-def test_candidate_without_eval_rows_falls_back_to_logged_metrics(local_store: Path) -> None:
+def artifacts_of(run_id: str) -> Path:
+    return Path(client().get_run(run_id).info.artifact_uri.replace("file://", ""))
+
+
+def test_candidate_without_eval_artifacts_is_scored_on_production_rows(
+        local_store: Path) -> None:
     promote_baseline()
     run_id = train("--seed", "3")
-    artifacts = Path(client().get_run(run_id).info.artifact_uri.replace("file://", ""))
-    shutil.rmtree(artifacts / "gate")
+    shutil.rmtree(artifacts_of(run_id) / "gate")
+    code, verdict = check(run_id)
+    # the rows are Production's and the predictions the gate's own: nothing of the
+    # candidate's evaluation is needed
+    assert verdict["paired"] is True and verdict["verified"] is True
+    assert verdict["eval_set"]["source"] == "Production v1's eval rows"
+
+
+def test_first_model_without_eval_artifacts_falls_back_to_logged_metrics(
+        local_store: Path) -> None:
+    run_id = train("--seed", "3")
+    shutil.rmtree(artifacts_of(run_id) / "gate")
     code, verdict = check(run_id, "--summary", "s.md")
-    assert verdict["paired"] is False
-    assert "has no gate/eval_rows.csv" in verdict["fallback_reason"]
-    assert all(m["ci_low"] is None for m in verdict["metrics"])
+    assert code == 0 and verdict["status"] == "first_model"
+    assert verdict["paired"] is False and verdict["verified"] is False
+    assert "logged no evaluation" in verdict["fallback_reason"]
     assert "Not a paired comparison" in Path("s.md").read_text()
 
 
-def test_candidate_missing_predictions_falls_back(local_store: Path) -> None:
-    promote_baseline()
-    run_id = train("--seed", "3")
-    artifacts = Path(client().get_run(run_id).info.artifact_uri.replace("file://", ""))
-    (artifacts / "gate" / "predictions.csv").unlink()
-    code, verdict = check(run_id)
+def test_champion_without_rows_or_cache_falls_back(local_store: Path) -> None:
+    base = promote_baseline()
+    shutil.rmtree(artifacts_of(base) / "gate")
+    for tag in ("gate.eval_uri", "gate.eval_sha256", "gate.predictions_sha256"):
+        client().delete_model_version_tag(MODEL, "1", tag)
+    code, verdict = check(train("--seed", "3"))
     assert verdict["paired"] is False
-    assert "has no gate/eval_rows.csv and gate/predictions.csv" in verdict["fallback_reason"]
+    assert "v1 logged no eval rows" in verdict["fallback_reason"]
+    assert all(m["ci_low"] is None for m in verdict["metrics"])
 
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "a/../../b.skops"])
@@ -92,9 +109,9 @@ def test_model_file_named_outside_the_model_folder_is_refused(name: str) -> None
     mlmodel = {"flavors": {"sklearn": {"serialization_format": "skops",
                                        "pickled_model": name}}}
     with pytest.raises(InputError, match="not a path inside the model folder"):
-        modelfile.skops_file(mlmodel, "champion m v1")
+        modelfile.describe(mlmodel, "champion m v1")
     mlmodel["flavors"]["sklearn"]["pickled_model"] = "data/model.skops"
-    assert modelfile.skops_file(mlmodel, "champion m v1") == "data/model.skops"
+    assert modelfile.describe(mlmodel, "champion m v1").data == "data/model.skops"
 
 
 def test_champion_model_files_gone_falls_back(local_store: Path) -> None:
@@ -103,28 +120,38 @@ def test_champion_model_files_gone_falls_back(local_store: Path) -> None:
     model_id = source.split("/")[-1]
     for folder in Path("mlruns").glob(f"*/models/{model_id}/artifacts"):
         shutil.rmtree(folder)
+    # the gate's own predictions of v1, kept at its promotion, still pair the check
+    code, verdict = check(train("--seed", "3"))
+    assert verdict["paired"] is True
+    assert verdict["champion_model"]["predictions"].startswith("cached at its promotion")
+    client().delete_model_version_tag(MODEL, "1", "gate.predictions_sha256")
     code, verdict = check(train("--seed", "3"))
     assert verdict["paired"] is False
-    assert "model files of champion v1 are gone" in verdict["fallback_reason"]
+    assert "model files of v1 are gone" in verdict["fallback_reason"]
 
 
-def test_eval_rows_lacking_a_champion_column_fall_back(local_store: Path,
+def test_candidate_rows_lacking_a_column_do_not_matter(local_store: Path,
                                                        tmp_path: Path) -> None:
     promote_baseline()
     data = diabetes_csv(tmp_path / "no_s6.csv", drop=("s6",))
     code, verdict = check(train("--data", str(data), "--target", "target"))
-    assert verdict["paired"] is False
-    assert "lack s6, which champion v1 needs" in verdict["fallback_reason"]
+    # compared on Production's rows, which have every column both models need
+    assert verdict["paired"] is True and verdict["verified"] is True
     assert verdict["data_changed"] is True
     assert any("training data changed" in note for note in verdict["notes"])
+    assert any(note.startswith("eval set differs") for note in verdict["notes"])
 
 
-def test_extra_columns_are_fine_and_data_change_is_reported(local_store: Path,
-                                                            tmp_path: Path) -> None:
+def test_new_feature_is_scored_on_its_own_values_but_not_verified(local_store: Path,
+                                                                  tmp_path: Path) -> None:
     promote_baseline()
     data = diabetes_csv(tmp_path / "extra.csv", extra=True)
     code, verdict = check(train("--data", str(data), "--target", "target"))
+    # Production's rows lack `noise`: the candidate's own values of it are used, in
+    # line with Production's rows by row id, and the report says whose they are
     assert verdict["paired"] is True and verdict["fallback_reason"] is None
+    assert verdict["verified"] is False
+    assert "only the run supplied (noise)" in verdict["candidate_model"]["predictions"]
     assert any("training data changed" in note for note in verdict["notes"])
 
 
@@ -153,6 +180,8 @@ def log_untrusted_model() -> str:
         mlflow.sklearn.log_model(model, name="model", serialization_format="skops",
                                  skops_trusted_types=["math.log1p"],
                                  pip_requirements=["scikit-learn"])
+        gate.log_evaluation(y[:100], model.predict(X[:100]), features=X[:100],
+                            log_metrics=False)
     return run.info.run_id
 
 
@@ -199,11 +228,11 @@ def test_metric_only_in_champion_is_bound_only(local_store: Path) -> None:
     assert code == 0
 
 
-def test_eval_rows_in_csv_round_trip_exactly(local_store: Path) -> None:
+def test_eval_rows_round_trip_exactly(local_store: Path) -> None:
     run_id = train()
     folder = Path(client().download_artifacts(run_id, "gate", "."))
-    rows = pd.read_csv(folder / "eval_rows.csv")
-    preds = pd.read_csv(folder / "predictions.csv")["prediction"].to_numpy()
+    rows = pd.read_parquet(folder / "eval.parquet")
+    preds = pd.read_parquet(folder / "predictions.parquet")["prediction"].to_numpy()
     logged = client().get_run(run_id).data.metrics["rmse"]
     rescored = float(np.sqrt(np.mean((preds - rows["target"].to_numpy()) ** 2)))
     assert rescored == pytest.approx(logged, rel=1e-12)
