@@ -24,6 +24,7 @@ RESULT_MARK = {"failed": "❌", "error": "⛔", "within_noise": "⚠️", "skipp
                "passed": "✅"}
 RESULT_WORD = {"failed": "failed", "error": "error", "within_noise": "within noise",
                "skipped": "skipped", "passed": "passed"}
+NBSP = "\u00a0"             # keeps "95 %" and "❌ failed" on one line in a narrow cell
 HEADLINE_NAMES = 3          # failed metrics named in the headline; the rest are counted
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u200b-\u200f\u202a-\u202e]+")
 
@@ -158,6 +159,7 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "model": Untrusted.of(ctx.model_name),
         "candidate": Untrusted.of(cand.name or cand.run_id),
         "candidate_id": Untrusted.of(cand.run_id),
+        "candidate_short": Untrusted.of(cand.run_id[:8]),   # the full id: in the details
         "candidate_url": f"{ui}/#/experiments/{cand.experiment_id}/runs/{cand.run_id}"
         if ui else "",
         "champion": f"v{champion.version}" if champion else "none yet",
@@ -168,7 +170,8 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "comparison": _comparison(verdict, ctx),
         "models": [{"role": _word(role), "description": Untrusted.of(desc, 80)}
                    for role, desc in ctx.models],
-        "interval_label": f"{confidence:.0%} CI".replace("%", " %") if confidence else "CI",
+        "interval_label": f"{confidence:.0%}".replace("%", NBSP + "%") + " CI"
+        if confidence else "CI",
         "rows": [_metric_row(m, verdict.policy) for m in rows],
         "underpowered": Untrusted.of(", ".join(m.name for m in verdict.metrics
                                                if m.underpowered), 300),
@@ -188,19 +191,20 @@ def _comparison(verdict: Verdict, ctx: Context) -> str:
 
 def _metric_row(m: MetricResult, policy: str) -> dict[str, str]:
     dec = decimals_for(m.champion, m.candidate)
-    fine = min(dec + 1, 4)      # a change can be smaller than the values' last digit
+    fine = min(dec + 1, 4)      # an allowance can be smaller than the values' last digit
     interval = "n/a"
     if m.low is not None and m.high is not None:
-        interval = f"[{fmt_signed(m.low, digits=fine)}, {fmt_signed(m.high, digits=fine)}]"
+        interval = f"[{fmt_signed(m.low, digits=dec)}, {fmt_signed(m.high, digits=dec)}]"
     rel = m.delta_rel
-    change = fmt_signed(m.delta, digits=fine)
-    if rel is not None:
-        change += f" ({fmt_signed(rel * 100, ' %', 1)})"
+    # the change relative to Production (the values beside it give the absolute one)
+    change = fmt_signed(rel * 100, NBSP + "%", 1) if rel is not None else \
+        fmt_signed(m.delta, digits=fine)
     champion = fmt_value(m.champion, dec) if m.champion is not None else "—"
     return {"name": Untrusted.of(m.name, 60), "goal": "↓" if m.direction == "lower" else "↑",
             "direction": m.direction, "status": m.status,
             "mark": RESULT_MARK.get(m.status, ""), "word": RESULT_WORD.get(m.status, m.status),
             "shift": f"{champion} → {fmt_value(m.candidate, dec)}", "change": change,
+            "candidate": fmt_value(m.candidate, dec),
             "interval": interval, "why": _why(m, policy),
             "allowance": fmt_value(m.allowance, fine) if m.allowance is not None else "n/a",
             "mde": fmt_value(m.mde, fine) if m.mde is not None else "n/a",

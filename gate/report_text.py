@@ -82,12 +82,13 @@ def _facts(view: Mapping[str, Any]) -> list[str]:
 
 
 def _table(view: Mapping[str, Any]) -> list[str]:
-    header = ["metric", "result", "production -> candidate", "change",
-              f"worsening {view['interval_label']}", "rule"]
+    compared = bool(view["champion_found_by"])
+    header = ["metric", "result", "production -> candidate" if compared else "candidate",
+              "change", f"worsening {view['interval_label']}", "rule"]
     rows = [[_cut(f"{row['name']} {row['goal']}", NAME_WIDTH),
              RESULT_TEXT.get(row["status"], row["status"]),
-             str(row["shift"]).replace("→", "->"), row["change"], row["interval"],
-             row["why"]] for row in view["rows"]]
+             str(row["shift"]).replace("→", "->") if compared else row["candidate"],
+             row["change"], row["interval"], row["why"]] for row in view["rows"]]
     # a column with nothing to say (no Production, no paired rows) is left out
     keep = [i for i in range(len(header)) if any(r[i] != "n/a" for r in rows) or not rows]
     header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]

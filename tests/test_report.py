@@ -86,7 +86,9 @@ def parse(markdown: str) -> Tables:
 
 
 def metric_table(parsed: Tables) -> list[list[str]]:
-    return next(t for t in parsed.tables if t[0][0] == "Metric")
+    """The per-metric table, no-break spaces read as spaces."""
+    table = next(t for t in parsed.tables if t[0][0] == "Metric")
+    return [[cell.replace("\u00a0", " ") for cell in row] for row in table]
 
 
 def test_blocked_report_leads_with_the_verdict_and_failing_metrics_first() -> None:
@@ -103,13 +105,13 @@ def test_blocked_report_leads_with_the_verdict_and_failing_metrics_first() -> No
     parsed = parse(rendered.markdown)
     assert all(cell for table in parsed.tables for cell in table[0])   # no empty header
     table = metric_table(parsed)
-    assert table[0] == ["Metric", "Result", "Production → candidate", "Change",
-                        "Worsening, 95 % CI", "Rule"]
+    assert table[0] == ["Metric", "Result", "Production →candidate", "Change",
+                        "Worsening95 % CI", "Rule"]
     body = table[1:]
     assert [row[0] for row in body] == ["rmse ↓", "r2 ↑", "mae ↓"]      # failing first
-    assert body[0][1:] == ["❌ failed", "55.00 → 60.00", "+5.000 (+9.1 %)",
-                           "[+2.000, +8.000]", "beyond allowance"]
-    assert body[1][2:4] == ["0.4500 → 0.4000", "-0.0500 (-11.1 %)"]
+    assert body[0][1:] == ["❌ failed", "55.00 → 60.00", "+9.1 %", "[+2.00, +8.00]",
+                           "beyond allowance"]
+    assert body[1][2:5] == ["0.4500 → 0.4000", "-11.1 %", "[+0.0100, +0.0900]"]
     assert body[2][1] == "✅ passed" and body[2][5] == "not worse"
     # the full rule, the allowance and the minimum detectable worsening: in the details
     rules = next(t for t in parsed.tables if t[0][0] == "Metric" and "Rule" in t[0]
@@ -125,8 +127,8 @@ def test_first_model_and_fallback_leave_out_columns_with_nothing_to_say() -> Non
     ctx = report.Context("diabetes", "production", "sqlite:///x.db", run(), None,
                          config=CONFIG)
     table = metric_table(parse(report.render(first, ctx).markdown))
-    assert table[0] == ["Metric", "Result", "Production → candidate", "Rule"]
-    assert table[1] == ["rmse ↓", "✅ passed", "— → 50.00", "bounds only"]
+    assert table[0] == ["Metric", "Result", "Candidate", "Rule"]
+    assert table[1] == ["rmse ↓", "✅ passed", "50.00", "bounds only"]
 
     fallback = decide(CONFIG, Evidence("c" * 32, {"rmse": 70.5, "mae": 40.0, "r2": 0.5},
                                        champion_version="3",
@@ -136,9 +138,8 @@ def test_first_model_and_fallback_leave_out_columns_with_nothing_to_say() -> Non
                          config=CONFIG)
     markdown = report.render(fallback, ctx).markdown
     table = metric_table(parse(markdown))
-    assert table[0] == ["Metric", "Result", "Production → candidate", "Change", "Rule"]
-    assert table[1] == ["rmse ↓", "❌ failed", "55.00 → 70.50", "+15.500 (+28.2 %)",
-                        "above max 70"]
+    assert table[0] == ["Metric", "Result", "Production →candidate", "Change", "Rule"]
+    assert table[1] == ["rmse ↓", "❌ failed", "55.00 → 70.50", "+28.2 %", "above max 70"]
     # the fallback is said under the verdict, before anything else
     head = markdown.split("| Metric |", 1)[0]
     assert head.index("Not a paired comparison: `candidate run has no gate/eval_rows.csv`") \
@@ -186,19 +187,19 @@ def test_ten_metrics_name_three_failures_and_count_the_rest() -> None:
 
 
 @pytest.mark.parametrize("values, shown", [
-    ((55.0, 60.0), ("55.00 → 60.00", "+5.000 (+9.1 %)")),
-    ((0.45, 0.4), ("0.4500 → 0.4000", "-0.0500 (-11.1 %)")),
-    ((1234.5, 1300.25), ("1234 → 1300", "+65.8 (+5.3 %)")),
-    ((0.0012, 0.0013), ("0.0012 → 0.0013", "+0.0001 (+8.3 %)")),
-    ((0.0, 0.25), ("0.0000 → 0.2500", "+0.2500")),              # no % of a zero
-    ((2.5e7, 2.6e7), ("2.5e+07 → 2.6e+07", "+1e+06 (+4.0 %)")),
+    ((55.0, 60.0), ("55.00 → 60.00", "+9.1 %")),
+    ((0.45, 0.4), ("0.4500 → 0.4000", "-11.1 %")),
+    ((1234.5, 1300.25), ("1234 → 1300", "+5.3 %")),
+    ((0.0012, 0.0013), ("0.0012 → 0.0013", "+8.3 %")),
+    ((0.0, 0.25), ("0.0000 → 0.2500", "+0.2500")),      # no % of a zero: the change itself
+    ((2.5e7, 2.6e7), ("2.5e+07 → 2.6e+07", "+4.0 %")),
 ])
 def test_values_show_four_significant_digits(values: tuple[float, float],
                                              shown: tuple[str, str]) -> None:
     result = MetricResult("m", "lower", "passed", "", candidate=values[1],
                           champion=values[0], delta=values[1] - values[0])
     row = report._metric_row(result, "significant")
-    assert (row["shift"], row["change"]) == shown
+    assert (row["shift"], row["change"].replace("\u00a0", " ")) == shown
 
 
 def test_links_carry_no_credentials_and_point_at_the_mlflow_ui() -> None:
@@ -269,8 +270,10 @@ def test_hostile_run_text_stays_inert(hostile: str) -> None:
     cand = run(name=hostile, params={hostile: hostile, "n_estimators": hostile},
                tags={"gate.eval_digest": hostile, "gate.data_digest": hostile})
     ctx = report.Context("diabetes", "production", "sqlite:///x.db", cand, champion(),
-                         commit=hostile, notes=[hostile], config=CONFIG)
-    markdown = report.render(blocked_verdict(), ctx).markdown
+                         commit=hostile, notes=[hostile], config=CONFIG,
+                         trust_notes=[hostile], models=[(hostile, hostile)])
+    rendered = report.render(blocked_verdict(), ctx)
+    markdown = rendered.markdown
     out = html(markdown)
     parsed = parse(markdown)
     assert not {"img", "script", "a"} & set(parsed.tags)      # no sqlite URL, so no links
@@ -282,6 +285,9 @@ def test_hostile_run_text_stays_inert(hostile: str) -> None:
     assert "@octocat" not in text_outside_code
     assert "evil.example" not in text_outside_code
     assert len(markdown) < 20_000
+    # the terminal gets no escape sequences and no line past 100 columns
+    assert not re.search(r"[\x00-\x09\x0b-\x1f\x7f\u202e]", rendered.text)
+    assert max(len(line) for line in rendered.text.splitlines()) <= 100
 
 
 def test_untrusted_spans() -> None:
