@@ -89,15 +89,20 @@ def _table(view: Mapping[str, Any]) -> list[str]:
              RESULT_TEXT.get(row["status"], row["status"]),
              str(row["shift"]).replace("→", "->") if compared else row["candidate"],
              row["change"], row["interval"], row["why"]] for row in view["rows"]]
-    # a column with nothing to say (no Production, no paired rows) is left out
+    # a column with nothing to say (no Production, no paired rows) is left out, and so is
+    # the rule when the table would not fit: the rules are spelled out below it
     keep = [i for i in range(len(header)) if any(r[i] != "n/a" for r in rows) or not rows]
-    header, rows = [header[i] for i in keep], [[r[i] for i in keep] for r in rows]
+    lines = _columns([header[i] for i in keep], [[r[i] for i in keep] for r in rows])
+    if max(len(line) for line in lines) > WIDTH:
+        lines = _columns([header[i] for i in keep[:-1]], [[r[i] for i in keep[:-1]]
+                                                          for r in rows])
+    return [wrapped for line in lines for wrapped in _wrap(line, indent=" " * 4)]
+
+
+def _columns(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
-    lines = []
-    for cells in [header] + rows:
-        line = "  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
-        lines += _wrap(line, indent=" " * (widths[0] + 2))
-    return lines
+    return ["  ".join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
+            for cells in [header] + rows]
 
 
 def _plain(markdown: str) -> str:
@@ -105,7 +110,11 @@ def _plain(markdown: str) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
+    # names that differ at the end (error_0, error_1) stay apart: cut the middle
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def _wrap(text: str, first: str = "", indent: str = "") -> Sequence[str]:

@@ -2,6 +2,7 @@
 renderer), and untrusted text from runs cannot break it."""
 from __future__ import annotations
 
+import io
 import re
 from html.parser import HTMLParser
 
@@ -302,3 +303,38 @@ def test_skipped_report() -> None:
     markdown = report.render_skipped("fork PR: no secrets", "diabetes", "Ask a maintainer.")
     assert markdown.startswith("<!-- model-gate:diabetes -->\n")
     assert "Skipped" in markdown and "not a pass" in markdown
+
+
+def test_plain_text_for_a_100_column_terminal_and_markdown_for_github(tmp_path) -> None:
+    from gate import deliver
+
+    long_names = tuple(MetricRule(f"expected_calibration_error_{i}", "lower",
+                                  tolerance_rel=0.02) for i in range(10))
+    config = Config(model=ModelConfig("diabetes"), compare=CompareConfig(),
+                    metrics=long_names, primary_metric=long_names[0].name)
+    verdict = decide(config, Evidence("c" * 32, {}, champion_version="3", paired={
+        r.name: stat(2.5e7, 2.6e7, 1e6, 2.5e5, 1.9e6) for r in long_names}))
+    ctx = report.Context("diabetes", "production", "https://mlflow.example.com", run(),
+                         champion(), commit="0123456789abcdef", config=config, eval_rows=89,
+                         notes=["eval data changed since champion v3: " + "x " * 80],
+                         trust_notes=["candidate predictions unverified: logged by the run "
+                                      "(custom pyfunc)"])
+    rendered = report.render(verdict, ctx)
+    lines = rendered.text.splitlines()
+    assert lines[0] == "model gate: Blocked: 10 of 10 metrics failed " \
+        "(expected_calibration_error_0, expected_calibration_error_1, " \
+        "expected_calibration_error_2 and 7 more)"[:len(lines[0])]
+    assert all(len(line) <= 100 or line.strip().startswith("https://") for line in lines)
+    assert not re.search(r"\*\*|`|<|\|", rendered.text)            # no markup at all
+    header = next(line for line in lines if line.startswith("metric"))
+    # too wide with the rule: it goes, the rules are spelled out under the table
+    assert header.split() == ["metric", "result", "production", "->", "candidate", "change",
+                              "worsening", "95", "%", "CI"]
+    assert "  expected_calibration_error_0: worse by 1e+06 > allowance 5e+05" in rendered.text
+    assert "expected_ca…on_error_9 ↓  FAILED" in rendered.text   # cut names stay apart
+
+    out, summary = io.StringIO(), tmp_path / "summary.md"
+    deliver.deliver(rendered, verdict, "diabetes", deliver.Targets(summary_path=str(summary)),
+                    {"status": verdict.status, "passed": False}, out=out, environ={})
+    assert out.getvalue() == rendered.text
+    assert summary.read_text() == rendered.markdown
