@@ -120,8 +120,8 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
     status = verdict.status
     total = len(verdict.metrics)
     if status == "error":
-        return ("⛔ **Error**: the gate could not judge this run "
-                f"({len(verdict.errors)} metric(s) missing or not finite)",
+        return (f"⛔ **Error**: could not judge, {len(verdict.errors)} of {total} metrics "
+                "missing or not finite",
                 "Nothing was promoted. Fix the run's metrics and re-run the gate.")
     if status == "blocked":
         hint = ctx.override_hint or ("a maintainer runs `gate promote --run-id RUN "
@@ -136,7 +136,9 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
         nxt = "Not promoted by this check (promotion happens on the main branch)."
     if status == "first_model":
         return "🆕 **First model**: no Production version to compare with", nxt
-    return f"✅ **Passed**: none of {total} metrics worse than allowed", nxt
+    noise = sum(1 for m in verdict.metrics if m.status == "within_noise")
+    return (f"✅ **Passed**: none of {total} metrics failed"
+            + (f", {noise} worse but within noise" if noise else ""), nxt)
 
 
 def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
@@ -144,7 +146,8 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
     ui = _ui_base(ctx.tracking_uri)
     cand = ctx.candidate
     rows = sorted(verdict.metrics, key=lambda m: STATUS_ORDER.get(m.status, 9))
-    failed = [m.name for m in rows if m.status in ("failed", "error")]
+    named = verdict.errors if verdict.status == "error" else verdict.failed
+    failed = [m.name for m in rows if m in named]
     champion = ctx.champion
     confidence = ctx.config.compare.confidence if ctx.config else None
     return {

@@ -338,3 +338,23 @@ def test_plain_text_for_a_100_column_terminal_and_markdown_for_github(tmp_path) 
                     {"status": verdict.status, "passed": False}, out=out, environ={})
     assert out.getvalue() == rendered.text
     assert summary.read_text() == rendered.markdown
+
+
+@pytest.mark.parametrize("evidence, title", [
+    (Evidence("c" * 32, {"mae": 40.0, "r2": 0.5}, champion_version="3",
+              champion_metrics={"rmse": 55.0, "mae": 45.0, "r2": 0.45}),
+     "### ⛔ **Error**: could not judge, 1 of 3 metrics missing or not finite (`rmse`)"),
+    (Evidence("c" * 32, {}, champion_version="3",
+              paired={"rmse": stat(55.0, 57.0, 2.0, -0.5, 4.0),
+                      "mae": stat(45.0, 44.0, -1.0, -2.0, 0.5),
+                      "r2": stat(0.45, 0.44, 0.01, -0.01, 0.03)}),
+     "### ✅ **Passed**: none of 3 metrics failed, 1 worse but within noise"),
+])
+def test_error_and_within_noise_headlines(evidence: Evidence, title: str) -> None:
+    ctx = report.Context("diabetes", "production", "sqlite:///x.db", run(), champion(),
+                         config=CONFIG)
+    rendered = report.render(decide(CONFIG, evidence), ctx)
+    assert rendered.markdown.splitlines()[1] == title
+    first = metric_table(parse(rendered.markdown))[1]
+    assert first[1] in ("⛔ error", "⚠️ within noise")          # the worst result first
+    assert first[-1] in ("missing", "CI includes 0")
