@@ -187,6 +187,9 @@ def test_report_fits_a_pr_comment_with_each_result_beside_its_metric(
         assert blocks[1] is alert and alert["box"]["bottom"] <= FIRST_SCREEN   # right under
     else:
         assert alert is None
+    if name in ("blocked", "fallback"):         # the scenarios that say which models ran
+        facts = next(b for b in blocks if b["text"].startswith("Model gate"))
+        assert "Models: candidate" in facts["text"] and facts["box"]["bottom"] <= FIRST_SCREEN
     if len(metrics) <= 3:
         assert table["box"]["bottom"] <= FIRST_SCREEN, "the results are below the fold"
         assert all(row["box"]["bottom"] - row["box"]["top"] <= ONE_LINE_ROW for row in rows)
