@@ -71,7 +71,8 @@ def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
             data: Mapping[str, Any], out: TextIO | None = None,
             environ: Mapping[str, str] = os.environ) -> None:
     out = out or sys.stdout
-    out.write(report.markdown)
+    # a terminal or a CI log gets plain text; the summary and the comment get markdown
+    out.write(report.text or report.markdown)
     write_json(targets.json_path, data)
     github.write_summary(report.markdown, targets.summary_path)
     github.write_outputs(step_outputs(data), environ.get("GITHUB_OUTPUT"))
