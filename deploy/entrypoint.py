@@ -178,7 +178,7 @@ def auth_database_uri(environ: Mapping[str, str]) -> str:
         raise SettingsError(f"{path} has no [mlflow] database_uri") from None
 
 
-def ensure_auth_database(uri: str, say: Say, wait: float = DB_WAIT_SECONDS) -> bool:
+def ensure_auth_database(uri: str, say: Say, wait: float | None = None) -> bool:
     """Create the auth database named by `uri` when it is missing; True if it was created.
 
     The postgres image's init scripts run only on an empty volume and only if uid 999 can
@@ -201,7 +201,7 @@ def ensure_auth_database(uri: str, say: Say, wait: float = DB_WAIT_SECONDS) -> b
         params["password"] = url.password
     params = {key: value for key, value in params.items() if value is not None}
     where = f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}"
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + (DB_WAIT_SECONDS if wait is None else wait)
     while True:
         try:
             with psycopg.connect(autocommit=True, **params) as conn:
