@@ -226,6 +226,7 @@ def server_env(auth_ini: Path, port: int, pg_port: int, db_password: str, s3_url
         # No NAT here: the published port is the one the server listens on.
         "GATE_PUBLISHED_PORT": str(port),
         "GATE_EXTRA_ALLOWED_HOSTS": "mlflow:5000",
+        "GATE_EXTRA_CORS_ORIGINS": "",
         "GATE_WORKERS": "2",
         # As deployed: no password in a URI (it would show in `ps`), libpq reads PGPASSWORD.
         "GATE_BACKEND_STORE_URI": f"postgresql+psycopg://mlflow@127.0.0.1:{pg_port}/mlflow",
