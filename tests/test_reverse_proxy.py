@@ -51,6 +51,10 @@ def test_browser_at_the_public_url_can_write(bootstrapped: Stack,  # noqa: F811
     deleted = admin.delete(public.url + USERS_DELETE, headers=headers, timeout=30,
                            json={"username": "ui-made"})
     assert deleted.status_code == 200, deleted.text
+    # deploy/README.md's checklist verifies this with a read-only POST: the same guard.
+    searched = admin.post(public.url + "/ajax-api/2.0/mlflow/experiments/search",
+                          headers=headers, json={"max_results": 1}, timeout=30)
+    assert searched.status_code == 200, searched.text
 
 
 def test_browser_at_another_origin_still_cannot_write(bootstrapped: Stack,  # noqa: F811
