@@ -81,6 +81,7 @@ class Stack:
     started_in: float
     public_url: str = PUBLIC_URL
     db_password: str = ""
+    pg_superuser_password: str = ""
 
     def s3(self):  # -> botocore S3 client; boto3 ships no type for it
         return boto3.client(
@@ -302,7 +303,7 @@ def running_stack() -> Iterator[Stack]:
         url = stack.enter_context(
             mlflow_server(workdir, pg_port, db_password, s3_url, passwords.admin_initial))
         yield Stack(url, s3_url, BUCKET, pg_port, passwords, workdir,
-                    time.monotonic() - started, PUBLIC_URL, db_password)
+                    time.monotonic() - started, PUBLIC_URL, db_password, pg_super)
 
 
 _SHARED: dict[str, Stack] = {}

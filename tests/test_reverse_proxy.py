@@ -126,3 +126,16 @@ def test_start_created_the_missing_auth_database(bootstrapped: Stack,  # noqa: F
     uri = f"postgresql+psycopg://mlflow@127.0.0.1:{bootstrapped.pg_port}/mlflow_auth"
     assert entrypoint_module().ensure_auth_database(uri, said.append, wait=0) is False
     assert said == ["auth database 'mlflow_auth': exists"]
+
+
+def test_a_role_without_createdb_is_told_what_to_do(bootstrapped: Stack) -> None:  # noqa: F811
+    with psycopg.connect(host="127.0.0.1", port=bootstrapped.pg_port, user="postgres",
+                         password=bootstrapped.pg_superuser_password, dbname="postgres",
+                         autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS plain")
+        conn.execute("CREATE ROLE plain LOGIN PASSWORD 'plain-s3cret'")
+    uri = f"postgresql+psycopg://plain:plain-s3cret@127.0.0.1:{bootstrapped.pg_port}/other_auth"
+    ep = entrypoint_module()
+    with pytest.raises(ep.EntrypointError, match="may not create it .needs CREATEDB.") as err:
+        ep.ensure_auth_database(uri, print, wait=0)
+    assert "s3cret" not in str(err.value)
