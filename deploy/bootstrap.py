@@ -85,12 +85,30 @@ class Server:
         if resp.status_code == 401:
             raise BootstrapError(f"MLflow refused the password of {self.username!r}")
         if resp.status_code == 403:
-            raise BootstrapError(f"{self.username!r} lacks permission for {method} {path}")
+            raise BootstrapError(_refusal(resp, self.uri, self.username, method, path))
         raise BootstrapError(f"{method} {path} failed with HTTP {resp.status_code}: "
                              f"{_error_message(resp)}")
 
     def authenticates(self) -> bool:
         return self.call("GET", f"{API2}/users/current", ok=(200, 401)).status_code == 200
+
+
+# MLflow's security middleware answers these plain-text 403s before any permission check
+# (mlflow/server/security_utils.py, INVALID_HOST_MSG and CORS_BLOCKED_MSG).
+_HOST_REFUSED = "Invalid Host header"
+_ORIGIN_REFUSED = "Cross-origin request blocked"
+
+
+def _refusal(resp: requests.Response, uri: str, username: str, method: str, path: str) -> str:
+    if resp.text.startswith(_HOST_REFUSED):
+        return (f"MLflow at {uri} refused the request's Host header (its --allowed-hosts "
+                f"check, not a permission): add the name clients use to MLFLOW_PUBLIC_URL or "
+                f"MLFLOW_EXTRA_ALLOWED_HOSTS in deploy/.env, and make a reverse proxy pass "
+                f"it on (nginx: proxy_set_header Host $host)")
+    if resp.text.startswith(_ORIGIN_REFUSED):
+        return (f"MLflow at {uri} refused the request's Origin header (its "
+                f"--cors-allowed-origins check, not a permission)")
+    return f"{username!r} lacks permission for {method} {path}"
 
 
 def _error_message(resp: requests.Response) -> str:

@@ -3,6 +3,20 @@
 # reaches that bucket only (the server never holds the MinIO root key). Safe to re-run.
 set -eu
 
+# mc's parser reads an argument that starts with "-" as a flag, wherever it stands (a
+# `--` before the values was not tried: no mc binary where this was written). Refuse such a
+# value by its name, never echoing it, instead of failing later with a usage error that
+# keeps MLflow from starting; deploy/.env.example makes hex secrets.
+for name in MINIO_ROOT_USER MINIO_ROOT_PASSWORD MLFLOW_S3_ACCESS_KEY MLFLOW_S3_SECRET_KEY MLFLOW_BUCKET; do
+    eval "value=\${$name:-}"
+    case "$value" in
+        "") echo "minio-init: error: $name is empty" >&2; exit 2 ;;
+        -*) echo "minio-init: error: $name starts with '-', which mc reads as a flag:" \
+                 "make it with python -c 'import secrets; print(secrets.token_hex(32))'" >&2
+            exit 2 ;;
+    esac
+done
+
 mc alias set local http://minio:9000 "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
 mc mb --ignore-existing "local/$MLFLOW_BUCKET"
 

@@ -2,9 +2,11 @@
 
 It mirrors deploy/docker-compose.yml on one machine: PostgreSQL holds the tracking, registry
 and auth databases, `moto_server` stands in for MinIO (MinIO is not installable here), and
-`mlflow server --app-name basic-auth --workers 2` proxies artifacts to the bucket. Everything
-binds 127.0.0.1 on free ports and lives in temp dirs; only the server process gets S3
-credentials, as in the deployment, so clients prove they need none.
+the server image's own entrypoint (deploy/entrypoint.py, every `mlflow server` flag) starts
+basic-auth MLflow with 2 workers, proxying artifacts to the bucket. PostgreSQL starts without
+the auth database, as on a volume whose init scripts never ran: the entrypoint creates it.
+Everything binds 127.0.0.1 on free ports and lives in temp dirs; only the server process gets
+S3 credentials, as in the deployment, so clients prove they need none.
 
 One stack per pytest session however many test modules use it: `stack` is memoised here
 and torn down through `config.add_cleanup`, because a session fixture imported into two
@@ -14,6 +16,7 @@ modules would otherwise be started twice.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import secrets
 import shutil
@@ -26,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import boto3
 import psycopg
@@ -36,6 +40,9 @@ from tests.servers import NO_JOB_RUNNER, free_port, http_ok, process, wait_ready
 
 REPO = Path(__file__).resolve().parent.parent
 BOOTSTRAP = REPO / "deploy" / "bootstrap.py"
+ENTRYPOINT = REPO / "deploy" / "entrypoint.py"
+# The name the server is deployed under; the tests reach it through tests/reverse_proxy.py.
+PUBLIC_URL = "https://mlflow.example.test"
 BIN = Path(sys.executable).parent
 BUCKET = "mlflow-artifacts"
 REGION = "us-east-1"
@@ -72,6 +79,9 @@ class Stack:
     passwords: Passwords
     workdir: Path
     started_in: float
+    public_url: str = PUBLIC_URL
+    db_password: str = ""
+    pg_superuser_password: str = ""
 
     def s3(self):  # -> botocore S3 client; boto3 ships no type for it
         return boto3.client(
@@ -115,6 +125,17 @@ class Stack:
         session = requests.Session()
         session.auth = ("admin", self.passwords.admin)
         return session
+
+
+def entrypoint_module() -> ModuleType:
+    """deploy/entrypoint.py as a module (deploy/ is not a package: the image copies files)."""
+    spec = importlib.util.spec_from_file_location("gate_deploy_entrypoint", ENTRYPOINT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    # Registered first: dataclasses look their module up while the class is being made.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _pg_bin() -> Path:
@@ -177,34 +198,43 @@ def _pg_ready(port: int, password: str) -> bool:
         return False
 
 
-def _create_databases(port: int, superuser_password: str, owner_password: str) -> None:
+def _create_databases(port: int, superuser_password: str, owner_password: str,
+                      auth_database: bool = True) -> None:
     with psycopg.connect(host="127.0.0.1", port=port, user="postgres",
                          password=superuser_password, dbname="postgres",
                          autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE mlflow LOGIN PASSWORD '{owner_password}'")
+        # CREATEDB: what deploy/entrypoint.py needs to create a missing auth database (the
+        # postgres image makes POSTGRES_USER a superuser, which includes it).
+        conn.execute(f"CREATE ROLE mlflow LOGIN CREATEDB PASSWORD '{owner_password}'")
         conn.execute("CREATE DATABASE mlflow OWNER mlflow")
-        conn.execute("CREATE DATABASE mlflow_auth OWNER mlflow")
+        if auth_database:
+            conn.execute("CREATE DATABASE mlflow_auth OWNER mlflow")
 
 
 def _moto_command(port: int) -> list[str]:
     return [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)]
 
 
-@contextmanager
-def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
-                  admin_initial: str) -> Iterator[str]:
-    auth_ini = workdir / "basic_auth.ini"
-    # As deployed: no password in a URI (it would show in `ps`), libpq reads PGPASSWORD.
-    db = f"postgresql+psycopg://mlflow@127.0.0.1:{pg_port}"
-    # The deployed ini with only the database address swapped: the tests exercise its policy.
-    text = (REPO / "deploy" / "basic_auth.ini").read_text()
-    text = _with_setting(text, "database_uri", f"{db}/mlflow_auth")
-    # Short, so tests can watch a rotated password expire from the other worker's cache.
-    auth_ini.write_text(_with_setting(text, "auth_cache_ttl_seconds", str(AUTH_CACHE_TTL)))
-    port = free_port()
+def server_env(auth_ini: Path, port: int, pg_port: int, db_password: str, s3_url: str,
+               admin_initial: str, public_url: str = PUBLIC_URL) -> dict[str, str]:
+    """The environment deploy/docker-compose.yml gives the mlflow service, for this machine:
+    the same variables (tests/test_entrypoint.py holds the two lists together), local values,
+    and the Dockerfile's MLFLOW_AUTH_CONFIG_PATH."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("AWS_", "MLFLOW_", "PG"))}
+           if not k.startswith(("AWS_", "MLFLOW_", "PG", "GATE_"))}
     env.update({
+        "GATE_PUBLIC_URL": public_url,
+        # No NAT here: the published port is the one the server listens on.
+        "GATE_PUBLISHED_PORT": str(port),
+        "GATE_EXTRA_ALLOWED_HOSTS": "mlflow:5000",
+        "GATE_EXTRA_CORS_ORIGINS": "",
+        "GATE_WORKERS": "2",
+        # As deployed: no password in a URI (it would show in `ps`), libpq reads PGPASSWORD.
+        "GATE_BACKEND_STORE_URI": f"postgresql+psycopg://mlflow@127.0.0.1:{pg_port}/mlflow",
+        "GATE_ARTIFACTS_DESTINATION": f"s3://{BUCKET}/mlartifacts",
+        # The image listens on 0.0.0.0:5000; tests keep to loopback and a free port.
+        "GATE_LISTEN_HOST": "127.0.0.1",
+        "GATE_LISTEN_PORT": str(port),
         "PGPASSWORD": db_password,
         "MLFLOW_AUTH_CONFIG_PATH": str(auth_ini),
         "MLFLOW_AUTH_ADMIN_PASSWORD": admin_initial,
@@ -216,13 +246,31 @@ def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
         **NO_JOB_RUNNER,
         **SERVER_ENV,
     })
-    cmd = [str(BIN / "mlflow"), "server", "--app-name", "basic-auth", "--workers", "2",
-           "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", f"{db}/mlflow",
-           "--artifacts-destination", f"s3://{BUCKET}/mlartifacts", "--serve-artifacts"]
+    return env
+
+
+def auth_ini_for(workdir: Path, pg_port: int) -> Path:
+    """The deployed basic_auth.ini with only the database address and the cache TTL swapped:
+    the tests exercise its policy."""
+    auth_ini = workdir / "basic_auth.ini"
+    text = (REPO / "deploy" / "basic_auth.ini").read_text()
+    text = _with_setting(text, "database_uri",
+                         f"postgresql+psycopg://mlflow@127.0.0.1:{pg_port}/mlflow_auth")
+    # Short, so tests can watch a rotated password expire from the other worker's cache.
+    auth_ini.write_text(_with_setting(text, "auth_cache_ttl_seconds", str(AUTH_CACHE_TTL)))
+    return auth_ini
+
+
+@contextmanager
+def mlflow_server(workdir: Path, pg_port: int, db_password: str, s3_url: str,
+                  admin_initial: str, public_url: str = PUBLIC_URL) -> Iterator[str]:
+    """The server as the image runs it: deploy/entrypoint.py, which execs `mlflow server`."""
+    port = free_port()
+    env = server_env(auth_ini_for(workdir, pg_port), port, pg_port, db_password, s3_url,
+                     admin_initial, public_url)
     url = f"http://127.0.0.1:{port}"
     log = workdir / "mlflow.log"
-    with process(cmd, log, env=env, cwd=workdir) as proc:
+    with process([sys.executable, str(ENTRYPOINT)], log, env=env, cwd=workdir) as proc:
         wait_ready(http_ok(f"{url}/health"), proc, log, "mlflow server", START_TIMEOUT)
         yield url
 
@@ -247,14 +295,15 @@ def running_stack() -> Iterator[Stack]:
         moto = stack.enter_context(process(_moto_command(s3_port), s3_log))
         pg_port = stack.enter_context(postgres(pg_super))
         wait_ready(http_ok(s3_url), moto, s3_log, "moto_server", START_TIMEOUT)
-        _create_databases(pg_port, pg_super, db_password)
+        # No auth database: deploy/entrypoint.py must create it (tests/test_reverse_proxy.py).
+        _create_databases(pg_port, pg_super, db_password, auth_database=False)
         boto3.client("s3", endpoint_url=s3_url, region_name=REGION,
                      aws_access_key_id="testing",
                      aws_secret_access_key="testing").create_bucket(Bucket=BUCKET)
         url = stack.enter_context(
             mlflow_server(workdir, pg_port, db_password, s3_url, passwords.admin_initial))
         yield Stack(url, s3_url, BUCKET, pg_port, passwords, workdir,
-                    time.monotonic() - started)
+                    time.monotonic() - started, PUBLIC_URL, db_password, pg_super)
 
 
 _SHARED: dict[str, Stack] = {}

@@ -161,10 +161,12 @@ def test_compose_file_keeps_the_deployment_rules() -> None:
         assert services[name]["restart"] == "unless-stopped" and services[name]["healthcheck"]
     assert all(volume.split(":")[0] in ("pgdata", "minio-data") or volume.startswith("./")
                for service in services.values() for volume in service.get("volumes", []))
-    command = services["mlflow"]["command"]
-    assert {"--app-name=basic-auth", "--serve-artifacts"} <= set(command)
-    assert any(arg.startswith("--artifacts-destination=s3://") for arg in command)
+    # The server's flags live in deploy/entrypoint.py (tests/test_entrypoint.py checks them).
+    assert services["mlflow"]["environment"]["GATE_ARTIFACTS_DESTINATION"].startswith("s3://")
     assert "MLFLOW_FLASK_SERVER_SECRET_KEY" in services["mlflow"]["environment"]
+    # No init scripts: the entrypoint creates the auth database (they may never run).
+    assert not any("docker-entrypoint-initdb.d" in volume
+                   for volume in services["postgres"].get("volumes", []))
     # the stack tests run the server as deployed: job runner off unless .env asks for it
     for key, value in NO_JOB_RUNNER.items():
         assert services["mlflow"]["environment"][key].endswith(f":-{value}}}")
