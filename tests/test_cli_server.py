@@ -62,7 +62,9 @@ def test_flow_against_a_real_server(env: dict[str, str], tmp_path: Path,
     assert str(client.get_registered_model(MODEL).aliases["production"]) == "1"
     # the champion's eval artifacts went through the server's artifact proxy
     names = [f.path for f in client.list_artifacts(base, "gate")]
-    assert names == ["gate/eval_rows.csv", "gate/predictions.csv"]
+    # (and the gate's own predictions of it, kept at its promotion)
+    assert names == ["gate/eval.parquet", "gate/evaluation.json", "gate/predictions.parquet",
+                     "gate/verified_predictions.parquet"]
 
 
 def test_server_not_listening_is_exit_3_fast(tmp_path: Path) -> None:

@@ -119,7 +119,8 @@ def test_model_files_are_in_the_bucket(bootstrapped: Stack) -> None:  # noqa: F8
     keys = bootstrapped.bucket_keys()
     assert keys and all(key.startswith("mlartifacts/") for key in keys)
     names = {key.rsplit("/", 1)[-1] for key in keys}
-    assert {"MLmodel", "model.skops", "predictions.csv", "eval_rows.csv"} <= names
+    assert {"MLmodel", "model.skops", "predictions.parquet", "eval.parquet",
+            "verified_predictions.parquet"} <= names
     # The PR run's own files went through the server's proxy, too: no client had S3 keys.
     assert any(STORY["pr_run"] in key for key in keys)
 
