@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from gate.config import Config, MetricRule
 
@@ -151,7 +151,7 @@ def _finite(value: float | None) -> bool:
 def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     paired = evidence.paired.get(rule.name)
     logged = evidence.candidate_metrics.get(rule.name)
-    base = {"name": rule.name, "direction": rule.direction}
+    base: dict[str, Any] = {"name": rule.name, "direction": rule.direction}
 
     # the run's own value must be there whatever the gate computes: a trainer that
     # logs NaN is broken, and the rule says so before any comparison
@@ -163,8 +163,8 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
         if paired is None:      # an optional metric the gate scored itself is still judged
             return MetricResult(status="skipped", candidate=logged,
                                 reason=f"optional metric {what} the candidate run", **base)
-    candidate = paired.candidate if paired else \
-        evidence.candidate_computed.get(rule.name, logged)
+    candidate: float = paired.candidate if paired else \
+        evidence.candidate_computed.get(rule.name, logged if logged is not None else math.nan)
 
     bound = _bound_failure(rule, candidate)
     champion = paired.champion if paired else evidence.champion_metrics.get(rule.name)
@@ -179,8 +179,9 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     # a hair of slack so equality at the boundary survives float rounding (55 * 1.02)
     allowance = rule.allowance(champion)
     slack = 1e-9 * max(1.0, abs(champion))
-    stats = {"candidate": candidate, "champion": champion, "delta": candidate - champion,
-             "worsening": worse, "allowance": allowance, "paired": paired is not None}
+    stats: dict[str, Any] = {"candidate": candidate, "champion": champion,
+                             "delta": candidate - champion, "worsening": worse,
+                             "allowance": allowance, "paired": paired is not None}
     if paired is not None:
         stats.update(low=paired.low, high=paired.high, mde=paired.mde)
     if bound:
@@ -189,10 +190,12 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     effective = policy if paired is not None else "point"
     by = f"worse by {worse:.4g}"
     if effective == "significant":
+        assert paired is not None   # effective is "point" without a pairing
         failed = worse > allowance + slack and paired.low > 0
         why_failed = f"{by} > allowance {allowance:.4g}, confidently (CI low > 0)"
         why_noise = f"{by} > allowance {allowance:.4g}, but within noise (CI includes 0)"
     elif effective == "non_inferiority":
+        assert paired is not None
         failed = paired.high > allowance + slack
         why_failed = f"CI high {paired.high:.4g} > allowance {allowance:.4g}: " \
             "not shown non-inferior"

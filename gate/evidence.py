@@ -89,7 +89,8 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
            champion: Champion | None) -> Gathered:
     notes = list(_lineage_notes(candidate, champion))
     data_changed = any(note.startswith("eval data changed") for note in notes)
-    base = {"candidate_run_id": candidate.run_id, "candidate_metrics": candidate.metrics}
+    base: dict[str, Any] = {"candidate_run_id": candidate.run_id,
+                            "candidate_metrics": candidate.metrics}
     if champion is not None:
         base.update(champion_version=champion.version or champion.label,
                     champion_metrics=champion.run.metrics)
@@ -120,9 +121,11 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
                              data_changed, rows)
         cache = _cache_bytes(cand_out) if cand_side.verified else None
-        common = {"notes": tuple(notes), "eval_rows": rows.count, "data_changed": data_changed,
-                  "candidate": cand_side, "rows": rows, "cache": cache}
-        verified = {"candidate_verified": cand_side.verified, "candidate_flavor": flavor}
+        common: dict[str, Any] = {"notes": tuple(notes), "eval_rows": rows.count,
+                                  "data_changed": data_changed, "candidate": cand_side,
+                                  "rows": rows, "cache": cache}
+        verified: dict[str, Any] = {"candidate_verified": cand_side.verified,
+                                    "candidate_flavor": flavor}
         if champion is None:
             computed = _computed_metrics(config, chosen.y, cand_out, task)
             return Gathered(Evidence(**base, **verified, candidate_computed=computed),

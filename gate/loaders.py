@@ -39,7 +39,8 @@ class Outputs:
 
 
 class Loaded(Protocol):
-    feature_names: tuple[str, ...]
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
 
     def outputs(self, features: Any) -> Outputs: ...
 
