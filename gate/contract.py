@@ -69,6 +69,11 @@ V_EVAL_SHA = "gate.eval_sha256"
 # the digest of CACHED_PREDICTIONS in the version's own run
 V_PREDICTIONS_SHA = "gate.predictions_sha256"
 V_FLAVOR = "gate.flavor"
+# written by rollback
+V_RESTORED_FROM = "gate.restored_from"
+V_ROLLED_BACK_AT = "gate.rolled_back_at"
+V_ROLLBACK_REASON = "gate.rollback_reason"
+V_ROLLED_BACK_BY = "gate.rolled_back_by"
 # registered-model tag: the promotion lease
 LOCK_TAG = "gate.lock"
 

@@ -184,9 +184,9 @@ def trend(registry: Registry, config: Config,
     primary = config.primary_metric
     points: dict[int, float] = {}
     for info in registry.versions(config.model.name, newest=TREND_LOOKBACK):
-        if "gate.promoted_at" not in info.tags:
+        if contract.V_PROMOTED_AT not in info.tags:
             continue
-        value = metrics_from_tag(info.tags.get("gate.metrics")).get(primary)
+        value = metrics_from_tag(info.tags.get(contract.V_METRICS)).get(primary)
         if value is not None:
             points[int(info.version)] = value
     if int(champion.version) not in points and primary in champion.run.metrics:

@@ -245,7 +245,7 @@ class Registry:
             if after != version:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
                                  f"Production is {_v(after)}, not v{version}")
-            self.client.set_model_version_tag(model.name, version, "gate.promoted_at", now)
+            self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
 
     @contextlib.contextmanager
     def promotion_lock(self, name: str) -> Iterator[None]:

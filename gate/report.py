@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence
 
 import jinja2
 
+from gate import contract
 from gate.config import Config
 from gate.decide import MetricResult, Verdict
 from gate.domain import Champion, RunInfo
@@ -265,8 +266,8 @@ def _details(verdict: Verdict, ctx: Context) -> dict[str, Any]:
     config_lines = _config_lines(ctx.config) if ctx.config else []
     return {"changed_params": changed, "other_metrics": other,
             "eval_rows": ctx.eval_rows if ctx.eval_rows is not None else "unknown",
-            "eval_digest": Untrusted.of(cand.tags.get("gate.eval_digest", "unknown"), 40),
-            "data_digest": Untrusted.of(cand.tags.get("gate.data_digest", "unknown"), 40),
+            "eval_digest": Untrusted.of(cand.tags.get(contract.TAG_EVAL_DIGEST, "unknown"), 40),
+            "data_digest": Untrusted.of(cand.tags.get(contract.TAG_DATA_DIGEST, "unknown"), 40),
             "config": config_lines,
             "notes": [Untrusted.of(n, 400) for n in ctx.notes]}
 
