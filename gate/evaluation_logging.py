@@ -7,6 +7,7 @@ probabilities, a manifest, tags) and, unless told not to, the task's usual metri
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Sequence
@@ -159,6 +160,8 @@ def _log(rows: Any, predicted: Any, manifest: dict[str, Any], metrics: dict[str,
             contract.TAG_TARGET: manifest["target"],
             contract.TAG_EVAL_ROWS: str(manifest["rows"]),
             contract.TAG_EVAL_DIGEST: digest[:16]}
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        tags[contract.TAG_CI] = "true"      # what `gate prune` recognises CI runs by
     for key, value in tags.items():
         client.set_tag(run_id, key, value)
     for key, value in metrics.items():

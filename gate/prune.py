@@ -1,7 +1,8 @@
 """Retention for a tracking server that CI fills: old CI runs that back no model version.
 
-A run is pruned only when all of these hold: it is a CI run (it carries a `github.*` tag,
-which train_model.py sets only inside GitHub Actions), it started more than
+A run is pruned only when all of these hold: it is a CI run (tag `gate.ci = true`, which
+`gate.log_evaluation` sets only inside GitHub Actions, or a `github.*` tag from
+before it existed), it started more than
 `older_than_days` ago, no registered model version was made from it, and it is not among
 the `keep` newest CI runs of its experiment. Without `yes` nothing is deleted.
 
@@ -13,18 +14,26 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gate import contract
 from gate.errors import InputError
 from gate.registry import mlflow_errors
 
 if TYPE_CHECKING:
     import mlflow
 
-CI_TAG_PREFIX = "github."
+# runs logged by the reference trainer under GitHub Actions before gate.ci existed
+LEGACY_CI_PREFIX = "github."
 PAGE = 1000
+
+
+def is_ci_run(tags: Mapping[str, str]) -> bool:
+    """The contract's own tag, from any trainer in any CI; else the legacy github.* tags."""
+    return tags.get(contract.TAG_CI) == "true" or \
+        any(key.startswith(LEGACY_CI_PREFIX) for key in tags)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ def prune(client: mlflow.MlflowClient, experiments: Sequence[str], older_than_da
     kept_registered = kept_newest = not_ci = 0
     newest_seen: dict[str, int] = {}
     for run in runs:  # newest first, per experiment
-        if not any(key.startswith(CI_TAG_PREFIX) for key in run.data.tags):
+        if not is_ci_run(run.data.tags):
             not_ci += 1
             continue
         experiment_id = run.info.experiment_id
