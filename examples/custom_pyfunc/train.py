@@ -6,6 +6,7 @@ the gate never does. It compares the model on the predictions this script logs w
 `gate.log_evaluation`, on rows the gate chose, and marks them unverified
 (`verified: false`); `[compare] require_verified = true` blocks such a model instead.
 
+    export PYTHONPATH=.     # from the repository root: `import gate` finds it
     python examples/custom_pyfunc/train.py --json train.json
     python examples/custom_pyfunc/train.py --worse --json worse.json
 """
@@ -68,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     model = Cultivar(pipeline, columns, names)
     predicted = model.predict(None, X_eval)
 
-    # the gate's default store when MLFLOW_TRACKING_URI is not set
+    # the gate's default store when MLFLOW_TRACKING_URI is not set; MLflow's "View run"
+    # line would print a user:password@ in the URI into the CI log
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db"))
     mlflow.set_experiment(args.experiment)
     with mlflow.start_run() as run:

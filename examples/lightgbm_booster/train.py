@@ -6,6 +6,7 @@ gate reads that file with LightGBM, never unpickling anything, and computes the
 model's predictions itself (`verified: true` in the verdict; LightGBM must be installed
 beside the gate).
 
+    export PYTHONPATH=.     # from the repository root: `import gate` finds it
     python examples/lightgbm_booster/train.py --json train.json
     python examples/lightgbm_booster/train.py --rounds 3 --json worse.json   # underfit
 """
@@ -42,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
               "num_leaves": 8, "min_data_in_leaf": 10, "seed": 0, "verbosity": -1}
     booster = lgb.train(params, lgb.Dataset(X_train, y_train), num_boost_round=args.rounds)
 
-    # the gate's default store when MLFLOW_TRACKING_URI is not set
+    # the gate's default store when MLFLOW_TRACKING_URI is not set; MLflow's "View run"
+    # line would print a user:password@ in the URI into the CI log
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db"))
     mlflow.set_experiment(args.experiment)
     with mlflow.start_run() as run:

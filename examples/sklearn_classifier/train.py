@@ -4,6 +4,7 @@ Breast-cancer diagnosis (bundled with scikit-learn, offline): a scaled logistic
 regression, logged in skops format so the gate can load it without unpickling and
 compute its predictions itself (`verified: true` in the verdict).
 
+    export PYTHONPATH=.     # from the repository root: `import gate` finds it
     python examples/sklearn_classifier/train.py --json train.json
     python -m gate check --config examples/sklearn_classifier/gate.toml \\
         --run-id "$(jq -r .run_id train.json)" --promote
@@ -45,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(X_train[columns], y_train)
 
-    # the gate's default store when MLFLOW_TRACKING_URI is not set
+    # the gate's default store when MLFLOW_TRACKING_URI is not set; MLflow's "View run"
+    # line would print a user:password@ in the URI into the CI log
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     mlflow.set_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlruns.db"))
     mlflow.set_experiment(args.experiment)
     with mlflow.start_run() as run:
