@@ -160,7 +160,8 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
         if rule.required:
             return MetricResult(status="error", candidate=logged,
                                 reason=f"required metric {what} the candidate run", **base)
-        if paired is None:      # an optional metric the gate scored itself is still judged
+        # an optional metric the gate scored itself is still judged
+        if paired is None and rule.name not in evidence.candidate_computed:
             return MetricResult(status="skipped", candidate=logged,
                                 reason=f"optional metric {what} the candidate run", **base)
     candidate: float = paired.candidate if paired else \
