@@ -132,3 +132,46 @@ def test_fallback_reason_is_carried_and_point_is_used() -> None:
 def test_worsening_sign(direction: str, champion: float, candidate: float,
                         expected: float) -> None:
     assert worsening(direction, champion, candidate) == pytest.approx(expected)
+
+
+def _paired(candidate: float) -> PairedStat:
+    return PairedStat(champion=50.0, candidate=candidate, worsening=candidate - 50.0,
+                      low=-1.0, high=1.0, mde=2.0, rows=100)
+
+
+@pytest.mark.parametrize("case, logged, paired, computed, status", [
+    # the run's own value must be there for a required metric, whatever the gate scored
+    ("required_nan_with_pairing", math.nan, _paired(49.0), {}, "error"),
+    ("required_missing_with_pairing", None, _paired(49.0), {}, "error"),
+    ("required_logged_and_paired", 49.0, _paired(49.0), {}, "passed"),
+])
+def test_required_metric_rule_holds_with_paired_evidence(case, logged, paired, computed,
+                                                         status) -> None:
+    metrics = {} if logged is None else {"rmse": logged}
+    evidence = Evidence("run", metrics, champion_version="1", champion_metrics={"rmse": 50.0},
+                        paired={"rmse": paired}, candidate_computed=computed)
+    assert decide(cfg(RMSE), evidence).metrics[0].status == status
+
+
+def test_optional_metric_the_gate_computed_is_judged_on_a_first_model() -> None:
+    rule = MetricRule("mape", "lower", max=0.5, required=False)
+    evidence = Evidence("run", {}, candidate_computed={"mape": 0.9})
+    result = decide(cfg(rule), evidence).metrics[0]
+    assert result.status == "failed" and result.candidate == 0.9
+
+
+@pytest.mark.parametrize("case, flavors, verified, require, blocked", [
+    ("flavor_allowed", ("sklearn",), True, False, False),
+    ("flavor_format_allowed", ("sklearn:skops",), True, False, False),
+    ("flavor_not_allowed", ("lightgbm",), True, False, True),
+    ("unverified_allowed_by_default", (), False, False, False),
+    ("unverified_blocked_when_required", (), False, True, True),
+])
+def test_run_rules(case, flavors, verified, require, blocked) -> None:
+    config = Config(model=ModelConfig("m", allowed_flavors=flavors),
+                    compare=CompareConfig(require_verified=require), metrics=(RMSE,),
+                    primary_metric="rmse")
+    evidence = Evidence("run", {"rmse": 50.0}, candidate_verified=verified,
+                        candidate_flavor="sklearn:skops")
+    verdict = decide(config, evidence)
+    assert (verdict.status == "blocked") is blocked and bool(verdict.blocked_by) is blocked
