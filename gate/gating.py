@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Mapping
 
 from gate import deliver, evidence
 from gate.config import Config
@@ -41,6 +42,7 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
              override_hint: str = "") -> Outcome:
     """Judge one run against the champion; promote when asked and allowed."""
+    deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.run(run_id)
     evidence.vet_candidate_model(registry, config, candidate)
     champion = registry.champion(config.model)
@@ -146,10 +148,25 @@ def _metrics_tag(metrics: Mapping[str, float]) -> str:
     return json.dumps(finite, sort_keys=True)[:4000]
 
 
-def metrics_from_tag(raw: str | None) -> dict[str, Any]:
+def metrics_from_tag(raw: str | None) -> dict[str, float]:
+    """The metrics a version's gate.metrics tag recorded; {} for anything else.
+
+    Anyone with EDIT on the model can write that tag, and every later `check` and
+    `status` reads it: a 400-digit integer, a 3,000-deep array or a 5,000-digit number
+    must cost the reader nothing but the values it cannot use."""
     try:
         data = json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} \
-        if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    values = {}
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                continue
+            if math.isfinite(number):
+                values[str(key)] = number
+    return values
