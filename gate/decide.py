@@ -34,6 +34,7 @@ class Evidence:
     champion_metrics: Mapping[str, float] = field(default_factory=dict)
     paired: Mapping[str, PairedStat] = field(default_factory=dict)
     fallback_reason: str | None = None
+    champion_missing: str | None = None     # no champion, but there was one: why
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class Verdict:
     policy: str
     metrics: tuple[MetricResult, ...]
     fallback_reason: str | None = None
+    blocked_reason: str | None = None       # blocked whatever the metrics say
 
     @property
     def failed(self) -> tuple[MetricResult, ...]:
@@ -85,7 +87,7 @@ class Verdict:
     def status(self) -> str:
         if self.errors:
             return "error"
-        if self.failed:
+        if self.failed or self.blocked_reason:
             return "blocked"
         if self.champion_version is None:
             return "first_model"
@@ -104,10 +106,12 @@ def decide(config: Config, evidence: Evidence) -> Verdict:
     """Apply every configured metric rule to the evidence."""
     policy = config.compare.policy
     results = tuple(_judge(rule, evidence, policy) for rule in config.metrics)
+    blocked = evidence.champion_missing if evidence.champion_version is None and \
+        config.model.on_missing_champion == "block" else None
     return Verdict(candidate_run_id=evidence.candidate_run_id,
                    champion_version=evidence.champion_version,
                    policy=policy, metrics=results,
-                   fallback_reason=evidence.fallback_reason)
+                   fallback_reason=evidence.fallback_reason, blocked_reason=blocked)
 
 
 def worsening(direction: str, champion: float, candidate: float) -> float:

@@ -1,21 +1,23 @@
 """`gate check` and `gate promote`: gather evidence, decide, report, maybe promote."""
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 from gate import deliver, evidence
 from gate.config import Config
 from gate.decide import Verdict, decide
-from gate.errors import InfraError
+from gate.errors import GateError, InfraError
 from gate.registry import Champion, Registry, RunInfo
 from gate.report import Context, render
 
+LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
 TREND_POINTS = 8
 # The trend reads only the newest versions, so a long history costs one bounded
 # search; every promotion registers one version, so the last TREND_POINTS promoted
@@ -46,10 +48,11 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     candidate = registry.run(run_id)
     evidence.vet_candidate_model(registry, config, candidate)
     champion = registry.champion(config.model)
+    champion, missing, early = _champion_trouble(registry, config, champion)
     gathered = evidence.gather(registry, config, candidate, champion)
-    verdict = decide(config, gathered.evidence)
+    verdict = decide(config, replace(gathered.evidence, champion_missing=missing))
     forced = force_reason is not None and not verdict.passed
-    notes = list(gathered.notes)
+    notes = [*early, *gathered.notes]
     history = trend(registry, config, champion)     # read before anything is written
 
     promoted, promote_error = None, None
@@ -74,7 +77,8 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     data = deliver.verdict_json(verdict, promoted, {
         "model_name": config.model.name, "notes": notes, "eval_rows": gathered.eval_rows,
         "data_changed": gathered.data_changed, "forced": bool(forced and promoted),
-        "champion_found_by": champion.found_by if champion else None})
+        "champion_found_by": champion.found_by if champion else None,
+        "champion_missing": missing, "blocked_reason": verdict.blocked_reason})
     deliver.deliver(report, verdict, config.model.name, targets, data)
     outcome = Outcome(verdict, promoted, promote_error)
     if promote_error is not None:
@@ -83,6 +87,30 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
         first = verdict.errors[0]
         print(f"gate: error: {first.name}: {first.reason}", file=sys.stderr)
     return outcome
+
+
+def _champion_trouble(registry: Registry, config: Config, champion: Champion | None
+                      ) -> tuple[Champion | None, str | None, list[str]]:
+    """The champion to compare with, why it is missing if it should be there, and notes
+    for the report: a vanished alias, a champion whose run was garbage-collected."""
+    if champion is None:
+        missing = registry.missing_champion(config.model)
+        if missing is None:
+            return None, None, []
+        then = ("blocked: [model] on_missing_champion = \"block\"; point the alias at a "
+                "version (`gate promote --version N --force --reason TEXT`)"
+                if config.model.on_missing_champion == "block" else
+                "judged as a first model ([model] on_missing_champion = \"first_model\")")
+        return None, missing, [f"{missing}; {then}"]
+    if not champion.run_deleted:
+        return champion, None, []
+    # the metrics the champion was promoted with stand in for its run's
+    recorded = metrics_from_tag(champion.tags.get("gate.metrics"))
+    run = replace(champion.run, metrics=recorded)
+    return replace(champion, run=run), None, [
+        f"champion v{champion.version}'s run {champion.run.run_id} no longer exists "
+        f"(deleted and garbage-collected): compared with the metrics recorded when it "
+        f"was promoted{'' if recorded else ' (none were recorded)'}"]
 
 
 def promote_run(registry: Registry, config: Config, candidate: RunInfo,
@@ -104,9 +132,24 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
             "gate.actor": actor(), "gate.metrics": _metrics_tag(candidate.metrics)}
     if reason:
         tags["gate.reason"] = reason[:500]
-    with registry.promotion_lock(model.name):
-        registry.move_champion(model, version, expected, tags)
+    try:
+        with registry.promotion_lock(model.name):
+            registry.move_champion(model, version, expected, tags)
+    except InfraError as exc:
+        _mark_lost(registry, model.name, version, exc)
+        raise
     return version
+
+
+def _mark_lost(registry: Registry, name: str, version: str, why: InfraError) -> None:
+    """Tag a version registered for this promotion and never promoted (a lost race, a
+    lease held by another), so nobody mistakes it for a gated champion. A version that
+    was Production before keeps its own history."""
+    with contextlib.suppress(GateError):
+        if "gate.promoted_at" in registry.version(name, version).tags:
+            return
+        registry.tag_version(name, version, {"gate.status": LOST_RACE,
+                                             "gate.lost_reason": str(why)[:500]})
 
 
 def trend(registry: Registry, config: Config,
