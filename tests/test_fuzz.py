@@ -255,7 +255,7 @@ def seeded(test: T) -> T:
         seed(base_toml().encode() + b"\n# caf\xe9\n", STATUS),
         seed(edited_toml([("seed", "-1")], None)),
         seed(edited_toml([("tolerance", "9" * 400)], None)),
-        seed(edited_toml([("max", "9" * 400)], None)),
+        seed(base_toml().replace("min = 0.2", "min = " + "9" * 400).encode()),
         seed(edited_toml([("seed", "9" * 5000)], None)),
         seed(b"x = " + DEEP.encode()),
         seed(version_tags={"gate.metrics": '{"rmse": ' + "9" * 400 + "}"}),
