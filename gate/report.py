@@ -87,7 +87,8 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
     if status == "blocked":
         hint = ctx.override_hint or ("a maintainer runs `gate promote --run-id RUN "
                                      "--force --reason TEXT` (the manual workflow)")
-        return (f"❌ **Blocked**: {n_failed} metric(s) failed",
+        why = f"{n_failed} metric(s) failed" if n_failed else verdict.blocked_reason
+        return (f"❌ **Blocked**: {why}",
                 f"Not promoted. To override, {hint}.")
     if ctx.promoted_version:
         nxt = f"Promoted: v{ctx.promoted_version} now holds `@{ctx.alias}`."

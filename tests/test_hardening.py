@@ -296,11 +296,14 @@ def test_deleted_champion_blocks_when_configured_and_force_recovers(
         'alias = "production"', 'alias = "production"\non_missing_champion = "block"'))
     assert main(["check", "--run-id", train(), "--promote"]) == 0     # never had one
     client().delete_model_version(MODEL, "1")
-    candidate = train(*WORSE)
-    assert main(["check", "--run-id", candidate, "--promote", "--json", "v.json"]) == 1
+    candidate = train("--seed", "7")     # within the absolute bounds: only the rule blocks
+    assert main(["check", "--run-id", candidate, "--promote", "--json", "v.json",
+                 "--summary", "summary.md"]) == 1
+    assert "**Blocked**: Production had versions; the 'production' alias is gone" in \
+        Path("summary.md").read_text()
     verdict = json.loads(Path("v.json").read_text())
     assert verdict["status"] == "blocked" and verdict["promoted_version"] is None
-    assert "alias is gone" in verdict["blocked_reason"]
+    assert "alias is gone" in verdict["blocked_reason"] and verdict["failed_metrics"] == []
     assert aliases() == {}
     assert main(["promote", "--model-name", MODEL, "--run-id", candidate, "--force",
                  "--reason", "v1 was deleted by mistake"]) == 0
