@@ -236,15 +236,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     apply_client_defaults()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    _mask_secrets()
     try:
         result = train(args)
         write_outputs(result, args.json)
     except GateError as exc:
-        print(f"train_model: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return exc.exit_code
+    except Exception as exc:  # MLflow's messages quote the tracking URI, credentials too
+        _error(f"{type(exc).__name__}: {exc}")
+        return 3
     metrics = " ".join(f"{k}={v:.4f}" for k, v in result["metrics"].items())
     print(f"run_id={result['run_id']} {metrics}")
     return 0
+
+
+def _mask_secrets() -> None:
+    """In GitHub Actions, have the runner mask every credential, as the gate does."""
+    if os.environ.get("GITHUB_ACTIONS") != "true":
+        return
+    from gate import github
+    from gate.deliver import secrets_in
+
+    for line in github.mask_lines(secrets_in(os.environ)):
+        print(line, flush=True)
+
+
+def _error(message: str) -> None:
+    """One line on stderr, with no user:password@ (MLflow's own messages carry one)."""
+    from gate.deliver import secrets_in
+    from gate.tracking import redact_uri
+
+    line = " ".join(redact_uri(message).split())
+    for secret in secrets_in(os.environ):
+        if len(secret) >= 4:
+            line = line.replace(secret, "***")
+    print(f"train_model: error: {line}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,3 +1,14 @@
-from gate.cli import main
+import signal
+import sys
 
-raise SystemExit(main())
+try:
+    # importing the CLI takes a moment: Ctrl-C in it is one line and exit 3 too
+    from gate.cli import main
+
+    code = main()
+except KeyboardInterrupt:
+    sys.stderr.write("gate: interrupted\n")
+    code = 3
+# a Ctrl-C while Python shuts down must not turn the exit code into a traceback
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+raise SystemExit(code)

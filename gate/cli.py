@@ -9,19 +9,22 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 from typing import Sequence
 
 from gate import config as config_mod
 from gate import deliver, github
 from gate.errors import GateError, InputError
-from gate.tracking import apply_client_defaults, resolve_tracking_uri
+from gate.tracking import apply_client_defaults, redact_uri, resolve_tracking_uri
 
 DEFAULT_CONFIG = "gate.toml"
+MAX_ERROR = 600     # characters of an error line
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:   # type: ignore[override]
         # argparse prints usage and exits 2 itself; keep it to one line
+        message = " ".join(message.split())[:MAX_ERROR]   # it may quote a 10 KB argument
         self.exit(2, f"gate: error: {message} (see `python -m gate {self._cmd()} --help`)\n")
 
     def _cmd(self) -> str:
@@ -30,6 +33,12 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gate", description="A CI quality gate for models tracked in MLflow.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal "
+                        "errors (also GATE_DEBUG=1)")
+    # accepted after the command too; SUPPRESS keeps a subcommand from resetting it
+    debug = _Parser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p: argparse.ArgumentParser, model_required: bool = False) -> None:
@@ -37,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model-name", required=model_required,
                        help="registered model name (overrides [model] name)")
 
-    check = sub.add_parser("check", help="compare a run with Production")
+    check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
     check.add_argument("--run-id", required=True)
     common(check)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
@@ -46,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(never promotes)")
     _outputs(check)
 
-    promote = sub.add_parser("promote", help="promote a run or version (gated)")
+    promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
     common(promote, model_required=True)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id")
@@ -55,16 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--reason", help="why (required with --force; recorded)")
     _outputs(promote)
 
-    rollback = sub.add_parser("rollback", help="move Production back to the previous one")
+    rollback = sub.add_parser("rollback", parents=[debug],
+                              help="move Production back to the previous one")
     common(rollback, model_required=True)
     rollback.add_argument("--reason")
 
-    status = sub.add_parser("status", help="show the champion and its history")
+    status = sub.add_parser("status", parents=[debug], help="show the champion and its history")
     common(status, model_required=True)
     status.add_argument("--json", metavar="PATH")
 
-    prune = sub.add_parser("prune", help="list (or --yes: delete) old CI runs that back "
-                                         "no model version")
+    prune = sub.add_parser("prune", parents=[debug],
+                           help="list (or --yes: delete) old CI runs that back no model version")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
     prune.add_argument("--keep", type=int, default=0, metavar="N",
                        help="keep the N newest CI runs of each experiment (default 0)")
@@ -72,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="experiment name or id, repeatable (default: model-gate)")
     prune.add_argument("--yes", action="store_true", help="delete (default: dry run)")
 
-    skip = sub.add_parser("skip", help="report that the gate did not run, and why")
+    skip = sub.add_parser("skip", parents=[debug], help="report that the gate did not run, and why")
     skip.add_argument("--reason", required=True)
     skip.add_argument("--model-name", default="model")
     skip.add_argument("--summary", metavar="PATH")
@@ -87,18 +97,40 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    apply_client_defaults()     # before anything imports mlflow: some are read at import
-    _quiet_mlflow()
-    _mask_secrets()
+    debug = os.environ.get("GATE_DEBUG", "") not in ("", "0")
     try:
+        args = build_parser().parse_args(argv)
+        debug = debug or bool(getattr(args, "debug", False))
+        apply_client_defaults()     # before anything imports mlflow: some are read at import
+        _quiet_mlflow()
+        _mask_secrets()
         return _dispatch(args)
     except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        print("gate: interrupted", file=sys.stderr)
+        _error("interrupted", prefix="gate: ")
         return 3
+    except Exception as exc:  # the floor: a bug is exit 3 and one line, never a 0 or a 1
+        if debug:
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug or "
+               "GATE_DEBUG=1 for the traceback)")
+        return 3
+
+
+def _error(message: str, prefix: str = "gate: error: ") -> None:
+    # one line, whatever the message quotes: a run id or a name can be 10 KB
+    line = " ".join(redact_uri(message).split())
+    for secret in deliver.secrets_in(os.environ):
+        if len(secret) >= 4:    # a credential quoted outside any URI
+            line = line.replace(secret, "***")
+    if len(line) > MAX_ERROR:
+        line = line[:MAX_ERROR] + "…"
+    try:
+        print(prefix + line, file=sys.stderr)
+    except (OSError, ValueError):   # stderr closed: the exit code still says it
+        pass
 
 
 def _dispatch(args: argparse.Namespace) -> int:

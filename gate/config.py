@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import difflib
 import math
+import reprlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from gate.errors import ConfigError
+from gate.errors import ConfigError, echo
 
 POLICIES = ("significant", "point", "non_inferiority")
 DIRECTIONS = ("lower", "higher")
+ON_MISSING_CHAMPION = ("first_model", "block")
+MAX_SEED = 2**63 - 1        # numpy takes any non-negative int; a seed past this is a typo
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class ModelConfig:
     trusted_types: tuple[str, ...] = ()     # extra skops types to trust, beyond the gate's
     # flavors (or flavor:format) that may be promoted; empty: any
     allowed_flavors: tuple[str, ...] = ()
+    # the alias is gone but the gate promoted versions before: carry on as the first
+    # model (and say so), or block until someone points the alias at a version
+    on_missing_champion: str = "first_model"
 
     def allows(self, key: str) -> bool:
         """Whether a model of `flavor:format` may be promoted."""
@@ -101,6 +107,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "stage": ((str,), False),
         "trusted_types": ((list,), False),
         "allowed_flavors": ((list,), False),
+        "on_missing_champion": ((str,), False),
     },
     "compare": {
         "policy": ((str,), False),
@@ -137,6 +144,9 @@ def load(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found (pass --config PATH)") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): TOML is UTF-8") \
+            from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from None
     return parse(text, str(path))
@@ -147,6 +157,13 @@ def parse(text: str, source: str = "gate.toml") -> Config:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: not valid TOML: {exc}") from None
+    except ValueError as exc:
+        # Python refuses to parse integers of more than 4300 digits (a DoS guard)
+        raise ConfigError(f"{source}: not valid TOML: {echo(exc)}") from None
+    except RecursionError:
+        # tomllib recurses once per level of nesting: a few hundred [[[...]]] exhaust it
+        raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
+            from None
     _check_keys(data, _TOP_LEVEL, source, "")
     model_raw = _section(data, "model", source)
     types = model_raw.get("trusted_types", [])
@@ -178,7 +195,7 @@ def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     _check_keys(raw, tuple(schema), source, f"{name}.")
     for key, value in raw.items():
         _check_type(value, schema[key][0], source, f"{name}.{key}")
-    return dict(raw)
+    return {key: _number(value, schema[key][0]) for key, value in raw.items()}
 
 
 def _metrics(raw: Any, source: str) -> tuple[MetricRule, ...]:
@@ -200,7 +217,8 @@ def _metrics(raw: Any, source: str) -> tuple[MetricRule, ...]:
                                   f"(one of {', '.join(DIRECTIONS)})")
             if key in body:
                 _check_type(body[key], types, source, f"{where}.{key}")
-        rules.append(MetricRule(name=name, **body))
+        rules.append(MetricRule(name=name, **{key: _number(value, schema[key][0])
+                                              for key, value in body.items()}))
     return tuple(rules)
 
 
@@ -211,7 +229,7 @@ def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], source: str,
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean '{prefix}{close[0]}'?)" if close else \
                 f" (allowed: {', '.join(allowed)})"
-            raise ConfigError(f"{source}: unknown key '{prefix}{key}'{hint}")
+            raise ConfigError(f"{source}: unknown key '{echo(prefix + key)}'{hint}")
 
 
 def _check_type(value: Any, types: tuple[type, ...], source: str, key: str) -> None:
@@ -223,9 +241,32 @@ def _check_type(value: Any, types: tuple[type, ...], source: str, key: str) -> N
         wanted = "number" if float in types else _TYPE_NAMES[types[0]]
         article = "an" if wanted[0] in "aeiou" else "a"
         raise ConfigError(f"{source}: {key} must be {article} {wanted}, not "
-                          f"{_TYPE_NAMES.get(type(value), type(value).__name__)} ({value!r})")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{source}: {key} must be a finite number, not {value!r}")
+                          f"{_TYPE_NAMES.get(type(value), type(value).__name__)} "
+                          f"({_shown(value)})")
+    if float in types and not isinstance(value, bool) and not _fits_float(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, not {_shown(value)}")
+
+
+def _fits_float(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:       # an integer of 309 digits or more
+        return False
+
+
+def _number(value: Any, types: tuple[type, ...]) -> Any:
+    """A number key's value as a float, so no later arithmetic meets a huge integer."""
+    return float(value) if float in types and not isinstance(value, bool) else value
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
+_REPR.maxlevel = 3
+
+
+def _shown(value: Any) -> str:
+    """A value as the message quotes it: short, whatever its size or depth."""
+    return _REPR.repr(value)
 
 
 def _check_values(config: Config) -> None:
@@ -233,13 +274,20 @@ def _check_values(config: Config) -> None:
     compare = config.compare
     if compare.policy not in POLICIES:
         raise ConfigError(f"{src}: compare.policy must be one of {', '.join(POLICIES)}, "
-                          f"not {compare.policy!r}")
+                          f"not {_shown(compare.policy)}")
     if not 0.5 <= compare.confidence < 1:
         raise ConfigError(f"{src}: compare.confidence must be in [0.5, 1), "
-                          f"not {compare.confidence!r}")
+                          f"not {_shown(compare.confidence)}")
     if not 100 <= compare.resamples <= 100_000:
         raise ConfigError(f"{src}: compare.resamples must be between 100 and 100000, "
-                          f"not {compare.resamples!r}")
+                          f"not {_shown(compare.resamples)}")
+    if not 0 <= compare.seed <= MAX_SEED:
+        raise ConfigError(f"{src}: compare.seed must be between 0 and 2**63 - 1, "
+                          f"not {_shown(compare.seed)}")
+    if config.model.on_missing_champion not in ON_MISSING_CHAMPION:
+        raise ConfigError(f"{src}: model.on_missing_champion must be one of "
+                          f"{', '.join(ON_MISSING_CHAMPION)}, not "
+                          f"{_shown(config.model.on_missing_champion)}")
     if config.model.name == "":
         pass  # may come from --model-name; cli checks it is set before use
     if not config.model.alias.strip():
@@ -247,13 +295,13 @@ def _check_values(config: Config) -> None:
     _check_eval(config.eval, src)
     names = {rule.name for rule in config.metrics}
     if config.primary_metric not in names:
-        raise ConfigError(f"{src}: compare.primary_metric {config.primary_metric!r} is not "
+        raise ConfigError(f"{src}: compare.primary_metric {_shown(config.primary_metric)} is not "
                           f"one of the configured metrics ({', '.join(sorted(names))})")
     for rule in config.metrics:
         where = f"metrics.{rule.name}"
         if rule.direction not in DIRECTIONS:
             raise ConfigError(f"{src}: {where}.direction must be 'lower' or 'higher', "
-                              f"not {rule.direction!r}")
+                              f"not {_shown(rule.direction)}")
         if rule.tolerance < 0 or rule.tolerance_rel < 0:
             raise ConfigError(f"{src}: {where}.tolerance and tolerance_rel must be >= 0")
         if rule.direction == "lower" and rule.min is not None:

@@ -61,6 +61,7 @@ V_ACTOR = "gate.actor"
 V_REASON = "gate.reason"
 V_METRICS = "gate.metrics"
 V_PROMOTED_AT = "gate.promoted_at"
+V_LOST_REASON = "gate.lost_reason"      # registered, then lost the race to promote
 # where this version's eval rows live, their label column and what they hash to: the
 # next candidate is compared on these rows, and a changed file is caught
 V_EVAL_URI = "gate.eval_uri"
@@ -74,8 +75,9 @@ V_RESTORED_FROM = "gate.restored_from"
 V_ROLLED_BACK_AT = "gate.rolled_back_at"
 V_ROLLBACK_REASON = "gate.rollback_reason"
 V_ROLLED_BACK_BY = "gate.rolled_back_by"
-# registered-model tag: the promotion lease
+# registered-model tags: the promotion lease, and the last version the gate promoted
 LOCK_TAG = "gate.lock"
+M_CHAMPION = "gate.champion"
 
 # -- caps: a hostile artifact must not hang or exhaust the gate --------------------
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024

@@ -40,6 +40,7 @@ class Evidence:
     candidate_verified: bool = False
     champion_verified: bool | None = None
     candidate_flavor: str = ""          # flavor:format of the candidate's model, "" if none
+    champion_missing: str | None = None     # no champion, but there was one: why
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ class Verdict:
     blocked_by: tuple[str, ...] = ()     # rules about the whole run, not one metric
     candidate_verified: bool = False
     champion_verified: bool | None = None
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why the run is blocked whatever its metrics say, if it is."""
+        return self.blocked_by[0] if self.blocked_by else None
 
     @property
     def failed(self) -> tuple[MetricResult, ...]:
@@ -125,6 +131,9 @@ def decide(config: Config, evidence: Evidence) -> Verdict:
 def _run_rules(config: Config, evidence: Evidence) -> tuple[str, ...]:
     """Rules about the run as a whole: whose numbers they are, and what it is."""
     reasons = []
+    if evidence.champion_version is None and evidence.champion_missing and \
+            config.model.on_missing_champion == "block":
+        reasons.append(evidence.champion_missing)
     flavor = evidence.candidate_flavor
     if flavor and not config.model.allows(flavor):
         reasons.append(f"the candidate's model is {flavor}, which is not in [model] "

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from gate import github
 from gate.decide import Verdict
-from gate.errors import GateError, InputError
+from gate.errors import GateError, InfraError, InputError, echo
 from gate.report import Report, marker
 
 
@@ -64,7 +64,43 @@ def write_json(path: str | None, data: Mapping[str, Any]) -> None:
     try:
         Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     except OSError as exc:
-        raise InputError(f"--json {path}: cannot write: {exc.strerror}") from None
+        raise InputError(f"--json {echo(path)}: cannot write: {exc.strerror}") from None
+
+
+def preflight(targets: Targets, environ: Mapping[str, str] = os.environ) -> None:
+    """Fail before any work, and above all before anything is registered, when a
+    destination cannot be written: a promotion whose verdict cannot be delivered leaves
+    the workflow red with Production already moved.
+
+    A path the user passed is bad input (exit 2); a file the runner provides is
+    infrastructure (exit 3)."""
+    summary_flag = targets.summary_path != environ.get("GITHUB_STEP_SUMMARY")
+    for path, label, error in (
+            (targets.json_path, "--json", InputError),
+            (targets.summary_path, "--summary" if summary_flag else "$GITHUB_STEP_SUMMARY",
+             InputError if summary_flag else InfraError),
+            (environ.get("GITHUB_OUTPUT"), "$GITHUB_OUTPUT", InfraError)):
+        if path:
+            try:
+                probe(path)
+            except OSError as exc:
+                raise error(f"{label} {echo(path)}: cannot write: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+
+
+def probe(path: str) -> None:
+    """Open `path` to append and write zero bytes: this fails as the real write would
+    (a folder, a missing parent, no permission, a read-only or full device such as
+    /dev/full) and changes nothing; a file created for the test is removed again."""
+    existed = os.path.lexists(path)
+    # O_NONBLOCK: a FIFO with no reader fails at once instead of hanging the gate
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o644)
+    try:
+        os.write(fd, b"")
+    finally:
+        os.close(fd)
+        if not existed:
+            os.unlink(path)
 
 
 def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,

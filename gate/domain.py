@@ -28,6 +28,7 @@ class Champion:
     found_by: str           # "alias" or "stage"; "run" or "version" for --against
     tags: Mapping[str, str] = field(default_factory=dict)
     source: str = ""        # what the version was registered from, e.g. models:/m-...
+    run_deleted: bool = False   # its run is gone (`mlflow gc`): `run` holds only the id
 
     @property
     def label(self) -> str:

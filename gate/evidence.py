@@ -205,7 +205,8 @@ def _champion_rows(registry: Registry, champion: Champion, work: Path,
         parent, _, name = recorded_uri.rpartition("/")
         what = f"{label}'s eval rows ({name})"
         if registry.fetch(parent, (name,), str(work)) is None:
-            raise InputError(f"{what} recorded at its promotion are gone from {parent}")
+            # e.g. its run deleted and garbage-collected: nothing left to pair on
+            raise Fallback(f"{what} recorded at its promotion are gone")
         rows = evalset.eval_rows(work / name, target, what)
         if rows.sha256 != recorded_sha:
             raise InputError(f"{what} changed after its promotion (sha256 {rows.sha256[:12]}"

@@ -1,21 +1,24 @@
 """`gate check` and `gate promote`: gather evidence, decide, report, maybe promote."""
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
+import math
 import os
 import sys
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 from gate import contract, deliver, evidence
 from gate.config import Config
 from gate.decide import Verdict, decide
 from gate.domain import Champion, RunInfo
-from gate.errors import InfraError
+from gate.errors import GateError, InfraError
 from gate.registry import Registry, temp_dir
 from gate.report import Context, render
 
+LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
 TREND_POINTS = 8
 # The trend reads only the newest versions, so a long history costs one bounded
 # search; every promotion registers one version, so the last TREND_POINTS promoted
@@ -43,13 +46,18 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
              override_hint: str = "", against: str | None = None) -> Outcome:
     """Judge one run against the champion (or the `against` baseline, never promoted);
     promote when asked and allowed."""
+    deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.run(run_id)
-    champion = registry.baseline(config.model.name, against) if against else \
-        registry.champion(config.model)
+    missing, early = None, []
+    if against:
+        champion = registry.baseline(config.model.name, against)
+    else:
+        champion, missing, early = _champion_trouble(registry, config,
+                                                     registry.champion(config.model))
     gathered = evidence.gather(registry, config, candidate, champion)
-    verdict = decide(config, gathered.evidence)
+    verdict = decide(config, replace(gathered.evidence, champion_missing=missing))
     forced = force_reason is not None and not verdict.passed
-    notes = list(gathered.notes)
+    notes = [*early, *gathered.notes]
     history = trend(registry, config, champion) if not against else []
 
     promoted, promote_error = None, None
@@ -82,7 +90,8 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
         "candidate_model": gathered.candidate.as_json(),
         "champion_model": gathered.champion.as_json() if gathered.champion else None,
         "eval_set": gathered.rows.as_json() if gathered.rows else None,
-        "blocked_by": list(verdict.blocked_by)})
+        "blocked_by": list(verdict.blocked_by),
+        "champion_missing": missing, "blocked_reason": verdict.blocked_reason})
     deliver.deliver(report, verdict, config.model.name, targets, data)
     outcome = Outcome(verdict, promoted, promote_error)
     if promote_error is not None:
@@ -116,6 +125,30 @@ def model_lines(gathered: evidence.Gathered,
     return lines
 
 
+def _champion_trouble(registry: Registry, config: Config, champion: Champion | None
+                      ) -> tuple[Champion | None, str | None, list[str]]:
+    """The champion to compare with, why it is missing if it should be there, and notes
+    for the report: a vanished alias, a champion whose run was garbage-collected."""
+    if champion is None:
+        missing = registry.missing_champion(config.model)
+        if missing is None:
+            return None, None, []
+        then = ("blocked: [model] on_missing_champion = \"block\"; point the alias at a "
+                "version (`gate promote --version N --force --reason TEXT`)"
+                if config.model.on_missing_champion == "block" else
+                "judged as a first model ([model] on_missing_champion = \"first_model\")")
+        return None, missing, [f"{missing}; {then}"]
+    if not champion.run_deleted:
+        return champion, None, []
+    # the metrics the champion was promoted with stand in for its run's
+    recorded = metrics_from_tag(champion.tags.get(contract.V_METRICS))
+    run = replace(champion.run, metrics=recorded)
+    return replace(champion, run=run), None, [
+        f"champion v{champion.version}'s run {champion.run.run_id} no longer exists "
+        f"(deleted and garbage-collected): compared with the metrics recorded when it "
+        f"was promoted{'' if recorded else ' (none were recorded)'}"]
+
+
 def promote_run(registry: Registry, config: Config, candidate: RunInfo,
                 champion: Champion | None, verdict: Verdict, *, reason: str | None,
                 forced: bool, gathered: evidence.Gathered | None = None,
@@ -138,9 +171,24 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
         tags[contract.V_REASON] = reason[:500]
     if gathered is not None:
         tags.update(_evidence_tags(registry, candidate, gathered, notes))
-    with registry.promotion_lock(model.name):
-        registry.move_champion(model, version, expected, tags)
+    try:
+        with registry.promotion_lock(model.name):
+            registry.move_champion(model, version, expected, tags)
+    except InfraError as exc:
+        _mark_lost(registry, model.name, version, exc)
+        raise
     return version
+
+
+def _mark_lost(registry: Registry, name: str, version: str, why: InfraError) -> None:
+    """Tag a version registered for this promotion and never promoted (a lost race, a
+    lease held by another), so nobody mistakes it for a gated champion. A version that
+    was Production before keeps its own history."""
+    with contextlib.suppress(GateError):
+        if contract.V_PROMOTED_AT in registry.version(name, version).tags:
+            return
+        registry.tag_version(name, version, {contract.V_STATUS: LOST_RACE,
+                                             contract.V_LOST_REASON: str(why)[:500]})
 
 
 def _evidence_tags(registry: Registry, candidate: RunInfo, gathered: evidence.Gathered,
@@ -214,10 +262,25 @@ def _metrics_tag(metrics: Mapping[str, float]) -> str:
     return json.dumps(finite, sort_keys=True)[:4000]
 
 
-def metrics_from_tag(raw: str | None) -> dict[str, Any]:
+def metrics_from_tag(raw: str | None) -> dict[str, float]:
+    """The metrics a version's gate.metrics tag recorded; {} for anything else.
+
+    Anyone with EDIT on the model can write that tag, and every later `check` and
+    `status` reads it: a 400-digit integer, a 3,000-deep array or a 5,000-digit number
+    must cost the reader nothing but the values it cannot use."""
     try:
         data = json.loads(raw) if raw else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
-    return {k: float(v) for k, v in data.items() if isinstance(v, (int, float))} \
-        if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        return {}
+    values = {}
+    for key, value in data.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:
+                continue
+            if math.isfinite(number):
+                values[str(key)] = number
+    return values

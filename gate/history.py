@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any, TextIO
 
+from gate import deliver
 from gate.config import Config
 from gate.errors import InputError
 from gate.gating import metrics_from_tag, actor
@@ -15,6 +15,7 @@ HISTORY_ROWS = 20
 
 def status(registry: Registry, config: Config, out: TextIO, json_path: str | None) -> int:
     model = config.model
+    deliver.preflight(deliver.Targets(json_path=json_path), {})
     versions = registry.versions(model.name)
     if not versions:
         raise InputError(f"model {model.name!r} has no versions in {registry.uri_safe}")
@@ -27,10 +28,8 @@ def status(registry: Registry, config: Config, out: TextIO, json_path: str | Non
     out.write(_table(header, [[r[h] for h in header] for r in rows]))
     if len(versions) > HISTORY_ROWS:
         out.write(f"\n({len(versions) - HISTORY_ROWS} older versions not shown)\n")
-    if json_path:
-        with open(json_path, "w", encoding="utf-8") as fh:
-            json.dump({"model_name": model.name, "champion_version": champion,
-                       "versions": rows}, fh, indent=2)
+    deliver.write_json(json_path, {"model_name": model.name, "champion_version": champion,
+                                   "versions": rows})
     return 0
 
 

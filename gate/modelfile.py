@@ -7,6 +7,7 @@ No flavor is refused here; a model file name that leaves the model folder is.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -89,7 +90,7 @@ def describe(mlmodel: dict[str, Any], label: str) -> ModelFile:
     if not fmt:
         fmt = "cloudpickle" if "python_model" in flavors.get("python_function", {}) or \
             "cloudpickle_version" in conf else "unknown"
-    return ModelFile(str(flavor)[:60], fmt[:40], None, None, columns)
+    return ModelFile(_word(flavor, 60), _word(fmt, 40), None, None, columns)
 
 
 def input_columns(mlmodel: dict[str, Any]) -> tuple[str, ...]:
@@ -107,7 +108,13 @@ def input_columns(mlmodel: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _text(value: Any, default: str) -> str:
-    return value if isinstance(value, str) and value else default
+    return _word(value, 40) if isinstance(value, str) and value else default
+
+
+def _word(value: Any, limit: int) -> str:
+    """A flavor or format name as the model's author wrote it, reduced to characters that
+    mean nothing in markdown or a terminal: it is shown in reports and verdict lines."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(value))[:limit] or "unknown"
 
 
 def _inside(name: Any, label: str) -> str:

@@ -21,10 +21,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 from gate import contract
 from gate.config import ModelConfig
 from gate.domain import Champion, RunInfo, VersionInfo  # noqa: F401 (re-exported)
-from gate.errors import GateError, InfraError, InputError
+from gate.errors import GateError, InfraError, InputError, echo
 from gate.tracking import apply_client_defaults, redact_uri
 
 LOCK_TAG = contract.LOCK_TAG
+CHAMPION_TAG = contract.M_CHAMPION     # registered-model tag: the version last promoted
 LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK_TTL)
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 LEGACY_STAGE = "Production"
@@ -56,7 +57,7 @@ class Registry:
     # -- reading -----------------------------------------------------------------
 
     def run(self, run_id: str) -> RunInfo:
-        with self._errors(f"run {run_id!r}"):
+        with self._errors(f"run '{echo(run_id)}'"):     # an id can be 10 KB of junk
             run = self.client.get_run(run_id)
         return _run_info(run)
 
@@ -73,10 +74,33 @@ class Registry:
             version, found_by = found
             with self._errors(f"model {model.name!r} version {version}"):
                 mv = self.client.get_model_version(model.name, version)
-        with self._errors(f"model {model.name!r} version {mv.version}"):
-            run = self.client.get_run(mv.run_id)
-        return Champion(version=str(mv.version), run=_run_info(run), found_by=found_by,
-                        tags=dict(mv.tags or {}), source=mv.source or "")
+        # a champion whose run was garbage-collected is still the champion: comparing
+        # against it and forcing past it must keep working
+        run = self._or_none(f"model {model.name!r} version {mv.version}",
+                            lambda: self.client.get_run(mv.run_id),
+                            not_there=("RESOURCE_DOES_NOT_EXIST",)) if mv.run_id else None
+        info = _run_info(run) if run is not None else RunInfo(
+            run_id=mv.run_id or "", name="", experiment_id="", metrics={}, params={},
+            tags={}, artifact_uri="")
+        return Champion(version=str(mv.version), run=info, found_by=found_by,
+                        tags=dict(mv.tags or {}), source=mv.source or "",
+                        run_deleted=run is None)
+
+    def missing_champion(self, model: ModelConfig) -> str | None:
+        """Why there is no champion although the gate promoted one before (its version
+        was deleted, and the alias with it); None when the model never had one."""
+        registered = self._registered_model(model.name)
+        if registered is None:
+            return None
+        last = (registered.tags or {}).get(CHAMPION_TAG)
+        if last is None:    # promoted before the gate kept CHAMPION_TAG
+            promoted = [v.version for v in self.versions(model.name)
+                        if "gate.promoted_at" in v.tags]
+            if not promoted:
+                return None
+            last = promoted[0]
+        return (f"Production had versions; the '{model.alias}' alias is gone (the last "
+                f"version the gate promoted, v{last}, was deleted or the alias removed)")
 
     def _version_by_alias(self, model: ModelConfig) -> Any:
         # a missing alias is INVALID_PARAMETER_VALUE, a missing model "does not exist"
@@ -120,10 +144,10 @@ class Registry:
         with self._errors(f"versions of model {name!r}"):
             while True:
                 page = self.client.search_model_versions(
-                    f"name = '{_quote(name)}'", order_by=["version_number DESC"],
+                    _name_filter(name), order_by=["version_number DESC"],
                     max_results=min(newest or VERSIONS_PAGE, VERSIONS_PAGE),
                     page_token=token)
-                found.extend(page)
+                found.extend(mv for mv in page if mv.name == name)
                 token = page.token
                 if not token or (newest is not None and len(found) >= newest):
                     break
@@ -161,7 +185,11 @@ class Registry:
             get_artifact_repository
 
         base = location.rstrip("/")
-        repo = get_artifact_repository(base, tracking_uri=self.uri)
+        try:
+            repo = get_artifact_repository(base, tracking_uri=self.uri)
+        except Exception as exc:  # an unknown scheme, a store this client cannot use
+            raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
+                             f"{_first_line(exc)[:200]}") from None
         for path in paths:
             local = Path(dest, *PurePosixPath(path).parts)
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +241,8 @@ class Registry:
         if not run.model_id:
             raise InputError(f"run {run.run_id} logged no model: nothing to register")
         with self._errors(f"registering run {run.run_id} as model {name!r}", EDIT):
-            existing = self.client.search_model_versions(
-                f"name = '{_quote(name)}' and run_id = '{_quote(run.run_id)}'")
+            existing = [mv for mv in self.client.search_model_versions(
+                f"{_name_filter(name)} and run_id = '{_quote(run.run_id)}'") if mv.name == name]
             if existing:
                 return str(min(int(mv.version) for mv in existing))
             if self._registered_model(name) is None:
@@ -246,6 +274,8 @@ class Registry:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
                                  f"Production is {_v(after)}, not v{version}")
             self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
+            # survives the version's deletion: a vanished alias is then told from none
+            self.client.set_registered_model_tag(model.name, CHAMPION_TAG, version)
 
     @contextlib.contextmanager
     def promotion_lock(self, name: str) -> Iterator[None]:
@@ -253,7 +283,8 @@ class Registry:
 
         MLflow has no compare-and-set, so two promotions write their token to a
         registered-model tag, wait for writes in flight to land, and only the one
-        whose token survived goes on; a crashed holder's lease expires.
+        whose token survived goes on; a crashed holder's lease expires. The lease is
+        released on every way out, Ctrl-C during the settle included.
         """
         ttl = float(os.environ.get("GATE_LOCK_TTL", LOCK_TTL))
         token = f"{uuid.uuid4().hex}:{int(time.time() + ttl)}"
@@ -263,18 +294,23 @@ class Registry:
                 raise InfraError(f"another promotion of {name!r} is in progress (or crashed "
                                  f"less than {ttl:.0f} s ago); nothing was promoted, re-run "
                                  "the gate after it finishes")
-            self.client.set_registered_model_tag(name, LOCK_TAG, token)
-            time.sleep(LOCK_SETTLE)
-            if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) != token:
-                raise InfraError(f"another promotion of {name!r} took the lock first; "
-                                 "nothing was promoted, re-run the gate against it")
         try:
+            with self._errors(f"locking model {name!r} for promotion", EDIT):
+                self.client.set_registered_model_tag(name, LOCK_TAG, token)
+                time.sleep(LOCK_SETTLE)
+                if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) != token:
+                    raise InfraError(f"another promotion of {name!r} took the lock first; "
+                                     "nothing was promoted, re-run the gate against it")
             yield
         finally:
-            with contextlib.suppress(Exception):
-                # release only our own lease: an expired one may have been taken over
-                if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) == token:
-                    self.client.delete_registered_model_tag(name, LOCK_TAG)
+            self._release(name, token)
+
+    def _release(self, name: str, token: str) -> None:
+        # release only our own lease: an expired one may have been taken over. A second
+        # Ctrl-C here is let through: the lease then expires after its TTL.
+        with contextlib.suppress(Exception):
+            if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) == token:
+                self.client.delete_registered_model_tag(name, LOCK_TAG)
 
     def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
         """Raise InfraError if Production is no longer the version the gate compared to."""
@@ -290,7 +326,7 @@ class Registry:
                 self.client.set_model_version_tag(name, version, key, value)
 
     def version(self, name: str, version: str) -> VersionInfo:
-        with self._errors(f"model {name!r} version {version}"):
+        with self._errors(f"model {name!r} version {echo(version)}"):
             mv = self.client.get_model_version(name, version)
         return VersionInfo(version=str(mv.version), run_id=mv.run_id,
                            aliases=tuple(mv.aliases or ()),
@@ -423,6 +459,19 @@ def _logged_model_of(source: str) -> str | None:
 
 def _quote(value: str) -> str:
     return value.replace("'", "\\'")
+
+
+def _name_filter(name: str) -> str:
+    """A search filter matching model `name`; callers keep only exact matches.
+
+    MLflow's filter parser only strips a string's outer quotes and unescapes nothing
+    (`'a\\'b'` searches for a backslash), so a name is quoted with the quote it does
+    not contain; one with both kinds becomes a LIKE pattern with `_` for each quote."""
+    if "'" not in name:
+        return f"name = '{name}'"
+    if '"' not in name:
+        return f'name = "{name}"'
+    return "name LIKE '" + "".join("_" if c in "'\"" else c for c in name) + "'"
 
 
 def _expired(lease: str) -> bool:

@@ -45,9 +45,24 @@ def apply_client_defaults(environ: MutableMapping[str, str] = os.environ) -> Non
         environ.setdefault(key, value)
 
 
-_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+# quotes are part of the match: a raw password may hold one
+_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s<>]*)")
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without any user:password@ part, fit for logs and reports."""
-    return _USERINFO.sub("", uri)
+def redact_uri(text: str) -> str:
+    """`text` with the user:password@ part of every URI in it removed, fit for logs.
+
+    The userinfo ends at the authority's LAST '@': a password with a raw '@' (or '/',
+    which would end the authority early) is still all removed; when in doubt this cuts
+    too much, never too little."""
+    return _URI.sub(_without_userinfo, text)
+
+
+def _without_userinfo(match: re.Match[str]) -> str:
+    rest = match["rest"]
+    if rest.startswith("/"):        # sqlite:///path, file:///path: no authority at all
+        return match[0]
+    # the '@' of a userinfo comes before any query or fragment, wherever the path starts
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    at = head.rfind("@")
+    return match["scheme"] + rest[at + 1:] if at >= 0 else match[0]
