@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from gate.config import ModelConfig
 from gate.errors import GateError, InfraError, InputError
+from gate.storage import storage_error, storage_errors
 from gate.tracking import apply_client_defaults, redact_uri
 
 LOCK_TAG = "gate.lock"
@@ -200,6 +201,8 @@ class Registry:
                 # the one-file download every artifact store implements
                 repo._download_file(path, str(local))
             except Exception as exc:  # each store raises its own types; sorted out here
+                if (s3_fault := storage_error(exc, base)) is not None:
+                    raise s3_fault from None
                 if _unreachable(exc) or self._listed(f"{base}/{path}"):
                     raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
                                      f"{_short_infra(exc)}") from None
@@ -213,7 +216,9 @@ class Registry:
 
         parent, _, leaf = uri.rpartition("/")
         try:
-            listed = mlflow.artifacts.list_artifacts(artifact_uri=parent, tracking_uri=self.uri)
+            with storage_errors(parent):
+                listed = mlflow.artifacts.list_artifacts(artifact_uri=parent,
+                                                         tracking_uri=self.uri)
         except (MlflowException, OSError) as exc:
             raise InfraError(f"cannot list {redact_uri(parent)}: {_short_infra(exc)}") from None
         return any(info.path.rstrip("/").rsplit("/", 1)[-1] == leaf for info in listed or [])
@@ -338,7 +343,9 @@ def mlflow_errors(uri: str, what: str, needs: str = READ) -> Iterator[None]:
     from mlflow.exceptions import MlflowException, RestException
 
     try:
-        yield
+        # S3 first: MLflow wraps a missing bucket as "does not exist", which reads as exit 2
+        with storage_errors():
+            yield
     except GateError:
         raise
     except RestException as exc:
