@@ -32,6 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = REPO / ".venv" / "bin"
 BUCKET = "gate-direct"
 EXPERIMENT = "model-gate"
+# Pull requests log to their own experiment, under a prefix their keys may write (README)
+PR_EXPERIMENT, PR_PREFIX = "model-gate-pr", "pr"
 MODEL = "diabetes-regressor"
 CONFIG = str(REPO / "gate.toml")
 CLIENT_TIMEOUT = 180
@@ -45,8 +47,9 @@ STORY: dict[str, str] = {}
 class Direct:
     tracking_uri: str
     s3_endpoint: str
-    access_key: str
+    access_key: str         # "ci": all of S3, as most guides hand out
     secret_key: str
+    pr_keys: tuple[str, str]    # "ci-pr": read the bucket, write under pr/ only
     workdir: Path
     python: Path
 
@@ -74,29 +77,59 @@ class Direct:
         return env
 
     def run(self, args: list[str], **changes: str | None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(self.python), *args], env=self.env(**changes),
-                              cwd=self.workdir, capture_output=True, text=True,
-                              timeout=CLIENT_TIMEOUT)
+        return self.run_together([args], **changes)[0]
 
-    def s3(self):  # -> botocore S3 client; boto3 ships no type for it
+    def run_together(self, commands: list[list[str]],
+                     **changes: str | None) -> list[subprocess.CompletedProcess[str]]:
+        """Client processes started at once (a fault's trainer and gate are independent,
+        and most of their time is importing MLflow), each waited for in turn."""
+        procs = [subprocess.Popen([str(self.python), *args], env=self.env(**changes),
+                                  cwd=self.workdir, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for args in commands]
+        done = []
+        for proc in procs:
+            try:
+                out, err = proc.communicate(timeout=CLIENT_TIMEOUT)
+            finally:
+                proc.kill()     # no-op once it exited; on a timeout, no orphan is left
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+        return done
+
+    def pr_env(self) -> dict[str, str]:
+        return {"AWS_ACCESS_KEY_ID": self.pr_keys[0], "AWS_SECRET_ACCESS_KEY": self.pr_keys[1]}
+
+    def s3(self, keys: tuple[str, str] | None = None):  # -> botocore S3 client (untyped)
+        key, secret = keys or (self.access_key, self.secret_key)
         return boto3.client("s3", endpoint_url=self.s3_endpoint, region_name=REGION,
-                            aws_access_key_id=self.access_key,
-                            aws_secret_access_key=self.secret_key)
+                            aws_access_key_id=key, aws_secret_access_key=secret)
 
 
-def _ci_user(s3_url: str) -> tuple[str, str]:
-    """An IAM user allowed all of S3, then moto's authentication on for every request."""
-    # the next three calls go unauthenticated (there is no user yet); all later ones
-    # are checked: unknown key, wrong secret, missing permission
-    requests.post(f"{s3_url}/moto-api/reset-auth", data=b"3", timeout=10).raise_for_status()
+# The policy README.md recommends for a pull request's keys in the direct mode
+PR_POLICY = [
+    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": [f"arn:aws:s3:::{BUCKET}"]},
+    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [f"arn:aws:s3:::{BUCKET}/*"]},
+    {"Effect": "Allow", "Action": ["s3:PutObject"],
+     "Resource": [f"arn:aws:s3:::{BUCKET}/{PR_PREFIX}/*"]},
+]
+USERS = {"ci": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}], "ci-pr": PR_POLICY}
+
+
+def _s3_users(s3_url: str) -> dict[str, tuple[str, str]]:
+    """IAM users with S3 policies, then moto's authentication on for every request."""
+    # the next calls go unauthenticated (there is no user yet); all later ones are
+    # checked: unknown key, wrong secret, missing permission
+    calls = str(3 * len(USERS)).encode()
+    requests.post(f"{s3_url}/moto-api/reset-auth", data=calls, timeout=10).raise_for_status()
     iam = boto3.client("iam", endpoint_url=s3_url, region_name=REGION,
                        aws_access_key_id="bootstrap", aws_secret_access_key="bootstrap")
-    iam.create_user(UserName="ci")
-    key = iam.create_access_key(UserName="ci")["AccessKey"]
-    policy = {"Version": "2012-10-17",
-              "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    iam.put_user_policy(UserName="ci", PolicyName="s3", PolicyDocument=json.dumps(policy))
-    return key["AccessKeyId"], key["SecretAccessKey"]
+    keys = {}
+    for user, statements in USERS.items():
+        iam.create_user(UserName=user)
+        key = iam.create_access_key(UserName=user)["AccessKey"]
+        policy = {"Version": "2012-10-17", "Statement": statements}
+        iam.put_user_policy(UserName=user, PolicyName="s3", PolicyDocument=json.dumps(policy))
+        keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+    return keys
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +144,10 @@ def direct() -> Iterator[Direct]:
         pg_port = stack.enter_context(postgres(pg_super))
         wait_ready(http_ok(s3_url), moto, s3_log, "moto_server", START_TIMEOUT)
         _create_databases(pg_port, pg_super, db_password)
-        access_key, secret_key = _ci_user(s3_url)
-        live = Direct("", s3_url, access_key, secret_key, workdir, python)
-        live.s3().create_bucket(Bucket=BUCKET)
+        users = _s3_users(s3_url)
+        boto3.client("s3", endpoint_url=s3_url, region_name=REGION,
+                     aws_access_key_id=users["ci"][0],
+                     aws_secret_access_key=users["ci"][1]).create_bucket(Bucket=BUCKET)
 
         port = free_port()
         # the server never touches the bucket: no S3 keys, no endpoint, no boto3 needed
@@ -127,14 +161,15 @@ def direct() -> Iterator[Direct]:
         url = f"http://127.0.0.1:{port}"
         server = stack.enter_context(process(cmd, log, env=env, cwd=workdir))
         wait_ready(http_ok(f"{url}/health"), server, log, "mlflow server", START_TIMEOUT)
-        yield Direct(url, s3_url, access_key, secret_key, workdir, python)
+        yield Direct(url, s3_url, *users["ci"], users["ci-pr"], workdir, python)
 
 
-def train(live: Direct, *args: str, **changes: str | None) -> str:
+def train(live: Direct, *args: str, experiment: str = EXPERIMENT,
+          **changes: str | None) -> str:
     out = live.workdir / "train.json"
     out.unlink(missing_ok=True)
     result = live.run([str(REPO / "train_model.py"), "--n-estimators", "10", *args,
-                       "--experiment", EXPERIMENT, "--json", str(out)], **changes)
+                       "--experiment", experiment, "--json", str(out)], **changes)
     assert result.returncode == 0, result.stderr[-3000:]
     _no_secret(live, result)
     return json.loads(out.read_text())["run_id"]
@@ -155,7 +190,8 @@ def gate(live: Direct, *args: str, **changes: str | None) -> tuple[int, dict, st
 def _no_secret(live: Direct, result: subprocess.CompletedProcess[str]) -> None:
     printed = [line for line in (result.stdout + result.stderr).splitlines()
                if not line.startswith("::add-mask::")]
-    assert not any(live.secret_key in line for line in printed)
+    assert not any(secret in line for line in printed
+                   for secret in (live.secret_key, live.pr_keys[1]))
 
 
 def _keys(live: Direct, bucket: str = BUCKET) -> list[str]:
@@ -208,6 +244,25 @@ def test_main_promotes_a_better_model_rolls_back_and_reports(direct: Direct) -> 
     assert status["champion_version"] == "1" and len(status["versions"]) == 2
 
 
+def test_pr_keys_write_their_prefix_and_cannot_touch_production(direct: Direct) -> None:
+    from botocore.exceptions import ClientError
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=direct.tracking_uri).create_experiment(
+        PR_EXPERIMENT, artifact_location=f"s3://{BUCKET}/{PR_PREFIX}")
+    run_id = train(direct, "--model", "ridge", "--alpha", "0.1", experiment=PR_EXPERIMENT,
+                   **direct.pr_env())
+    assert any(key.startswith(f"{PR_PREFIX}/") and run_id in key for key in _keys(direct))
+    code, verdict, err = gate(direct, "check", "--run-id", run_id, **direct.pr_env())
+    assert (code, verdict["status"], verdict["champion_version"]) == (0, "passed", "1"), err
+
+    production = [key for key in _keys(direct)
+                  if key.endswith("/model.skops") and not key.startswith(f"{PR_PREFIX}/")]
+    assert production
+    with pytest.raises(ClientError, match="AccessDenied"):
+        direct.s3(direct.pr_keys).put_object(Bucket=BUCKET, Key=production[0], Body=b"x")
+
+
 def test_prune_deletes_the_old_pr_run_only(direct: Direct) -> None:
     result = direct.run(["-m", "gate", "prune", "--older-than", "0", "--experiment",
                          EXPERIMENT, "--yes"])
@@ -215,18 +270,28 @@ def test_prune_deletes_the_old_pr_run_only(direct: Direct) -> None:
     assert STORY["pr"] in result.stdout and STORY["champion"] not in result.stdout
 
 
-def test_ci_masks_the_s3_secret(direct: Direct) -> None:
-    result = direct.run(["-m", "gate", "status", "--model-name", MODEL, "--config", CONFIG],
-                        GITHUB_ACTIONS="true")
-    assert result.returncode == 0, result.stderr
-    assert f"::add-mask::{direct.secret_key}" in result.stdout.splitlines()
+def test_ci_masks_the_s3_secret_first(direct: Direct) -> None:
+    token = "IQoJb3JpZ2luX2VjE" + secrets.token_urlsafe(24)
+    # the trainer masks before it reads its data: a bad --data path is enough to see it
+    results = direct.run_together([
+        ["-m", "gate", "status", "--model-name", MODEL, "--config", CONFIG],
+        [str(REPO / "train_model.py"), "--data", "missing.csv", "--target", "y"],
+    ], GITHUB_ACTIONS="true", AWS_SESSION_TOKEN=token)
+    assert [r.returncode for r in results] == [0, 2], results[1].stderr
+    for result in results:
+        masks = [line for line in result.stdout.splitlines() if line.startswith("::add-mask::")]
+        assert {f"::add-mask::{direct.secret_key}", f"::add-mask::{token}"} <= set(masks)
+        assert result.stdout.index("::add-mask::") == 0
+        _no_secret(direct, result)
+        assert token not in result.stdout.replace(f"::add-mask::{token}", "") + result.stderr
 
 
 # -- faults: exit 3 with one line naming the bucket, for the trainer and the gate alike ----
 
-def _one_error_line(err: str, prefix: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith(prefix)]
-    assert len(lines) == 1 and "Traceback" not in err, err[-3000:]
+def _one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(("gate: error:", "train_model: error:")), \
+        err[-3000:]
     return lines[0]
 
 
@@ -246,18 +311,16 @@ def test_s3_fault_is_exit_3_in_one_line(direct: Direct, fault: str,
                                         changes: dict[str, str | None], trainer_says: str,
                                         gate_says: str) -> None:
     changes = {k: v.format(free=free_port()) if v else v for k, v in changes.items()}
-    out = direct.workdir / "fault.json"
-    trained = direct.run([str(REPO / "train_model.py"), "--n-estimators", "5",
-                          "--experiment", EXPERIMENT, "--json", str(out)], **changes)
-    _no_secret(direct, trained)
-    line = _one_error_line(trained.stderr, "train_model: error:")
-    assert trained.returncode == 3 and BUCKET in line and trainer_says in line, (fault, line)
-
-    code, _, err = gate(direct, "check", "--run-id", STORY["champion"], **changes)
-    line = _one_error_line(err, "gate: error:")
-    assert code == 3 and BUCKET in line and gate_says in line, (fault, line)
-    wrong = changes.get("AWS_SECRET_ACCESS_KEY")
-    assert not wrong or wrong not in trained.stdout + trained.stderr + err
+    trained, checked = direct.run_together([
+        [str(REPO / "train_model.py"), "--n-estimators", "5", "--experiment", EXPERIMENT],
+        ["-m", "gate", "check", "--run-id", STORY["champion"], "--config", CONFIG],
+    ], **changes)
+    for result, says in ((trained, trainer_says), (checked, gate_says)):
+        line = _one_error_line(result.stderr)
+        assert result.returncode == 3 and BUCKET in line and says in line, (fault, line)
+        _no_secret(direct, result)
+        wrong = changes.get("AWS_SECRET_ACCESS_KEY")
+        assert not wrong or wrong not in result.stdout + result.stderr
 
 
 def test_missing_bucket_is_exit_3_naming_it(direct: Direct) -> None:
@@ -278,11 +341,10 @@ def test_missing_bucket_is_exit_3_naming_it(direct: Direct) -> None:
         s3.delete_object(Bucket=doomed, Key=key)
     s3.delete_bucket(Bucket=doomed)
 
-    code, _, err = gate(direct, "check", "--run-id", run_id)
-    line = _one_error_line(err, "gate: error:")
-    assert code == 3 and doomed in line and "does not exist" in line, line
-
-    trained = direct.run([str(REPO / "train_model.py"), "--n-estimators", "5",
-                          "--experiment", "doomed"])
-    line = _one_error_line(trained.stderr, "train_model: error:")
-    assert trained.returncode == 3 and doomed in line and "does not exist" in line, line
+    results = direct.run_together([
+        [str(REPO / "train_model.py"), "--n-estimators", "5", "--experiment", "doomed"],
+        ["-m", "gate", "check", "--run-id", run_id, "--config", CONFIG],
+    ])
+    for result in results:
+        line = _one_error_line(result.stderr)
+        assert result.returncode == 3 and doomed in line and "does not exist" in line, line
