@@ -24,12 +24,11 @@ import pytest
 import requests
 
 from tests.client_venv import client_python
-from tests.servers import NO_JOB_RUNNER, free_port, http_ok, process, wait_ready
+from tests.servers import BIN, NO_JOB_RUNNER, free_port, http_ok, process, wait_ready
 from tests.stack import (REGION, START_TIMEOUT, _create_databases, _moto_command,
                          postgres)
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = REPO / ".venv" / "bin"
 BUCKET = "gate-direct"
 EXPERIMENT = "model-gate"
 # Pull requests log to their own experiment, under a prefix their keys may write (README)
@@ -37,7 +36,7 @@ PR_EXPERIMENT, PR_PREFIX = "model-gate-pr", "pr"
 MODEL = "diabetes-regressor"
 CONFIG = str(REPO / "gate.toml")
 CLIENT_TIMEOUT = 180
-# What the tests may print and what they may not: a CI client's S3 secret
+# What a client or the server must not inherit from the shell that runs the tests
 _DROP = ("MLFLOW_", "AWS_", "GITHUB_", "PG")
 # The state the story builds up, test by test: run ids
 STORY: dict[str, str] = {}
