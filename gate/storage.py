@@ -33,7 +33,7 @@ _NO_BUCKET = ("NoSuchBucket",)
 # A missing object is the caller's question (a model file that is not there), not a fault
 _NOT_FOUND = ("NoSuchKey", "404")
 _UPLOAD_CODE = re.compile(r"An error occurred \((\w+)\)")
-_UPLOAD_TARGET = re.compile(r"Failed to upload \S+ to ([^/\s]+)/")
+_UPLOAD_TARGET = re.compile(r"Failed to upload .+ to ([^/\s]+)/")
 
 
 def storage_error(exc: BaseException, uri: str = "") -> InfraError | None:
@@ -71,7 +71,7 @@ def _classify(exc: BaseException) -> str | None:
         return None
     if isinstance(exc, (bx.NoCredentialsError, bx.PartialCredentialsError)):
         return ("no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                "(the server does not serve artifacts, so the client writes them itself)")
+                "(the server does not serve artifacts: clients use the bucket themselves)")
     if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError,
                         bx.ConnectionClosedError)):
         return "the S3 endpoint is not reachable (connection refused or timed out)"
