@@ -1,20 +1,21 @@
 """A virtualenv with only requirements.txt installed: what a CI client of the gate has.
 
-Built once per content of requirements.txt (and Python version) under /tmp and reused
-by later sessions; pytest, moto, psycopg and the server's extras are not in it, so a
-client process that imports any of them fails there as it would on a user's machine.
-Versions are held to the dev venv's (a constraints file from it), so the client runs
-what the rest of the suite tests and pip finds every wheel it already downloaded.
+Built under /tmp once per content of requirements.txt, Python version and the versions
+those requirements have in the dev venv, and reused by later sessions; pytest, moto,
+psycopg and the server's extras are not in it, so a client process that imports any of
+them fails there as it would on a user's machine. Versions are held to the dev venv's (a
+constraints file from it), so the client runs what the rest of the suite tests.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
-from importlib.metadata import distributions
+from importlib.metadata import distributions, version
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,7 +26,8 @@ BUILD_TIMEOUT = 900
 
 def client_python() -> Path:
     """The client venv's python, built first if this requirements.txt has none yet."""
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:16]
+    pins = [REQUIREMENTS.read_text(), sys.version, *_pinned_here()]
+    key = hashlib.sha256("\n".join(pins).encode()).hexdigest()[:16]
     home = CACHE / f"gate-client-venv-{key}"
     python = home / "bin" / "python"
     if (home / ".complete").exists():
@@ -56,3 +58,12 @@ def client_python() -> Path:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return python
+
+
+def _pinned_here() -> list[str]:
+    """The dev venv's versions of what requirements.txt names: a bump there is a new
+    client venv, while extras installed into the dev venv are not."""
+    names = [re.split(r"[<>=!~\[; ]", line.strip(), maxsplit=1)[0]
+             for line in REQUIREMENTS.read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith(("#", "-"))]
+    return [f"{name}=={version(name)}" for name in names]
