@@ -21,6 +21,7 @@ from typing import Any, Mapping, Sequence
 
 from gate import contract
 from gate.errors import GateError, InfraError, InputError
+from gate.storage import storage_error
 from gate.tracking import TRUSTED_TYPES, apply_client_defaults, resolve_tracking_uri
 
 DEFAULT_EXPERIMENT = "model-gate"
@@ -189,9 +190,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     uri = resolve_tracking_uri()
     mlflow.set_tracking_uri(uri)
+    artifacts = ""      # the run's artifact root: names the bucket if S3 fails
     try:
         mlflow.set_experiment(args.experiment)
         with mlflow.start_run(run_name=args.run_name) as run:
+            artifacts = run.info.artifact_uri
             mlflow.set_tags(tags)
             mlflow.log_params(params)
             mlflow.log_metrics(metrics)
@@ -209,10 +212,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in
                                   ("scikit-learn", "skops", "numpy", "pandas")])
     except MlflowException as exc:
-        raise InfraError(f"MLflow at {_safe(uri)} refused the run: "
-                         f"{str(exc.message).splitlines()[0]}") from None
+        raise storage_error(exc, artifacts) or InfraError(
+            f"MLflow at {_safe(uri)} refused the run: "
+            f"{str(exc.message).splitlines()[0]}") from None
     except OSError as exc:
-        raise InfraError(f"cannot reach MLflow at {_safe(uri)}: {type(exc).__name__}") from None
+        raise storage_error(exc, artifacts) or InfraError(
+            f"cannot reach MLflow at {_safe(uri)}: {type(exc).__name__}") from None
+    except Exception as exc:    # boto3's own errors, when the client writes to S3 itself
+        raise storage_error(exc, artifacts) or exc
     return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
             "metrics": metrics, "eval_rows": len(y_eval)}
 
@@ -230,6 +237,17 @@ def write_outputs(result: dict[str, Any], json_path: str | None) -> None:
     if github_output:
         with open(github_output, "a", encoding="utf-8") as out:
             out.write(f"run_id={result['run_id']}\n")
+
+
+def _mask_secrets() -> None:
+    """In GitHub Actions, mask the credentials this step holds (S3 keys in direct mode)
+    before MLflow or boto3 can print anything."""
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        from gate.deliver import secrets_in
+        from gate.github import mask_lines
+
+        for line in mask_lines(secrets_in(os.environ)):
+            print(line)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

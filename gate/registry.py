@@ -22,6 +22,7 @@ from gate import contract
 from gate.config import ModelConfig
 from gate.domain import Champion, RunInfo, VersionInfo  # noqa: F401 (re-exported)
 from gate.errors import GateError, InfraError, InputError, echo
+from gate.storage import storage_error, storage_errors
 from gate.tracking import apply_client_defaults, redact_uri
 
 LOCK_TAG = contract.LOCK_TAG
@@ -188,6 +189,8 @@ class Registry:
         try:
             repo = get_artifact_repository(base, tracking_uri=self.uri)
         except Exception as exc:  # an unknown scheme, a store this client cannot use
+            if (s3_fault := storage_error(exc, base)) is not None:
+                raise s3_fault from None
             raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
                              f"{_first_line(exc)[:200]}") from None
         for path in paths:
@@ -196,6 +199,8 @@ class Registry:
             try:
                 download_one(repo, path, local)
             except Exception as exc:  # each store raises its own types; sorted out here
+                if (s3_fault := storage_error(exc, base)) is not None:
+                    raise s3_fault from None
                 if _unreachable(exc) or self._listed(f"{base}/{path}"):
                     raise InfraError(f"cannot download {path} from {redact_uri(self.uri)}: "
                                      f"{_short_infra(exc)}") from None
@@ -229,7 +234,9 @@ class Registry:
 
         parent, _, leaf = uri.rpartition("/")
         try:
-            listed = mlflow.artifacts.list_artifacts(artifact_uri=parent, tracking_uri=self.uri)
+            with storage_errors(parent):
+                listed = mlflow.artifacts.list_artifacts(artifact_uri=parent,
+                                                         tracking_uri=self.uri)
         except (MlflowException, OSError) as exc:
             raise InfraError(f"cannot list {redact_uri(parent)}: {_short_infra(exc)}") from None
         return any(info.path.rstrip("/").rsplit("/", 1)[-1] == leaf for info in listed or [])
@@ -362,7 +369,9 @@ def mlflow_errors(uri: str, what: str, needs: str = READ) -> Iterator[None]:
     from mlflow.exceptions import MlflowException, RestException
 
     try:
-        yield
+        # S3 first: MLflow wraps a missing bucket as "does not exist", which reads as exit 2
+        with storage_errors():
+            yield
     except GateError:
         raise
     except RestException as exc:
