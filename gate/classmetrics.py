@@ -83,6 +83,13 @@ def _labels(values: Any, what: str) -> Array:
     return array
 
 
+def _show(label: Any) -> str:
+    # numeric labels are held as floats so that 1 and 1.0 agree; show 1 as 1
+    if isinstance(label, float) and label.is_integer():
+        return str(int(label))
+    return str(label)
+
+
 def _encode(y_true: Any, champ: ClassScores,
             cand: ClassScores) -> tuple[Array, list[Array], Array]:
     y = _labels(y_true, "y_true")
@@ -114,7 +121,7 @@ def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
         wanted = _labels([spec.pos_label], f"{spec.name} pos_label")
         if wanted.dtype.kind != classes.dtype.kind or wanted[0] not in classes:
             raise InputError(f"{spec.name}: pos_label {spec.pos_label!r} is not one of the "
-                             f"classes ({', '.join(map(str, classes))})")
+                             f"classes ({', '.join(map(_show, classes))})")
         pos = int(np.searchsorted(classes, wanted[0]))
     return _Task(y, classes, average, pos)
 
@@ -136,7 +143,7 @@ def _model(task: _Task, pred: Array, scores: ClassScores, what: str) -> _Model:
     missing = ~known[task.y]
     if missing.any():
         raise InputError(f"y_true has {int(missing.sum())} row(s) of a class the {what} "
-                         f"has no probability for ({task.classes[task.y[missing][0]]})")
+                         f"has no probability for ({_show(task.classes[task.y[missing][0]])})")
     full = np.zeros((len(pred), k))
     full[:, codes] = proba
     return _Model(what, pred, full, known, len(declared))
@@ -242,7 +249,7 @@ def _ranked(task: _Task, model: _Model, name: str) -> Part:
     if k <= 2:
         if not model.known[task.pos]:
             raise InputError(f"{name}: the {model.what} has no probability for the "
-                             f"positive class {task.classes[task.pos]}")
+                             f"positive class {_show(task.classes[task.pos])}")
         classes = [task.pos]
     else:
         classes = [int(c) for c in np.flatnonzero(model.known)]
