@@ -27,9 +27,13 @@ _EPS = np.finfo(float).eps
 class _Model:
     what: str                   # "champion" | "candidate", for messages
     pred: Array                 # (n,) class codes
-    proba: Array | None         # (n, K) in the codes' order; zero for a class it lacks
-    known: Array                # (K,) bool: the class is among the model's classes_
+    proba: Array | None         # (n, len(classes_)) as the model gave them
+    column: Array               # (K,) each class's column in `proba`, -1 where it has none
     width: int                  # len(classes_): sklearn halves Brier below 3 columns
+
+    @property
+    def known(self) -> Array:
+        return self.column >= 0
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,7 @@ def _scores(value: Any, what: str) -> ClassScores:
 
 
 def _labels(values: Any, what: str) -> Array:
+    """One column of class labels: numbers (any numeric dtype, kept) or text."""
     array = np.asarray(values)
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
@@ -71,20 +76,19 @@ def _labels(values: Any, what: str) -> Array:
         if any(text) and not all(text):
             raise InputError(f"{what} labels mix text and numbers")
         array = array.astype(str if all(text) and len(text) else float)
-    if array.dtype.kind in "biuf":
-        array = array.astype(float)
+    if array.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:
             raise InputError(f"{what} has {bad} non-finite label(s) (NaN or inf)")
     elif array.dtype.kind in "US":
-        array = array.astype(str)
-    else:
+        array = array.astype(str, copy=False)
+    elif array.dtype.kind not in "biu":
         raise InputError(f"{what} labels are neither numbers nor text ({array.dtype})")
     return array
 
 
 def _show(label: Any) -> str:
-    # numeric labels are held as floats so that 1 and 1.0 agree; show 1 as 1
+    # labels of int and float arrays meet as floats (1 and 1.0 agree); show 1 as 1
     if isinstance(label, float) and label.is_integer():
         return str(int(label))
     return str(label)
@@ -103,9 +107,12 @@ def _encode(y_true: Any, champ: ClassScores,
     if len({a.dtype.kind == "U" for a in everything}) > 1:
         raise InputError("labels mix text and numbers between y_true and the models' "
                          "predictions or classes")
-    classes = np.unique(np.concatenate(everything))
-    return (np.searchsorted(classes, y), [np.searchsorted(classes, p) for p in preds],
-            classes)
+    # unique per array first: a sort of the few distinct labels, not of 3n rows
+    classes = np.unique(np.concatenate([np.unique(a) for a in everything]))
+    # small codes: at ten million rows an int64 per row and model is 240 MB
+    code = np.int16 if len(classes) < 2 ** 15 else np.int64
+    return (np.searchsorted(classes, y).astype(code),
+            [np.searchsorted(classes, p).astype(code) for p in preds], classes)
 
 
 def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
@@ -119,7 +126,8 @@ def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
     pos = len(classes) - 1
     if spec.pos_label is not None:
         wanted = _labels([spec.pos_label], f"{spec.name} pos_label")
-        if wanted.dtype.kind != classes.dtype.kind or wanted[0] not in classes:
+        text = wanted.dtype.kind == "U"
+        if text != (classes.dtype.kind == "U") or wanted[0] not in classes:
             raise InputError(f"{spec.name}: pos_label {spec.pos_label!r} is not one of the "
                              f"classes ({', '.join(map(_show, classes))})")
         pos = int(np.searchsorted(classes, wanted[0]))
@@ -127,10 +135,9 @@ def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
 
 
 def _model(task: _Task, pred: Array, scores: ClassScores, what: str) -> _Model:
-    k = len(task.classes)
-    known = np.zeros(k, dtype=bool)
+    column = np.full(len(task.classes), -1)
     if scores.proba is None:
-        return _Model(what, pred, None, known, 0)
+        return _Model(what, pred, None, column, 0)
     proba = np.asarray(scores.proba, dtype=float)
     declared = _labels(list(scores.classes), f"{what} classes")
     if proba.ndim != 2 or proba.shape != (len(pred), len(declared)):
@@ -138,15 +145,12 @@ def _model(task: _Task, pred: Array, scores: ClassScores, what: str) -> _Model:
                          f"({len(pred)}, {len(declared)}) for its {len(declared)} classes")
     if not np.all(np.isfinite(proba)) or proba.min() < 0 or proba.max() > 1:
         raise InputError(f"{what} probabilities are not all finite and within [0, 1]")
-    codes = np.searchsorted(task.classes, declared)
-    known[codes] = True
-    missing = ~known[task.y]
+    column[np.searchsorted(task.classes, declared)] = np.arange(len(declared))
+    missing = column[task.y] < 0
     if missing.any():
         raise InputError(f"y_true has {int(missing.sum())} row(s) of a class the {what} "
                          f"has no probability for ({_show(task.classes[task.y[missing][0]])})")
-    full = np.zeros((len(pred), k))
-    full[:, codes] = proba
-    return _Model(what, pred, full, known, len(declared))
+    return _Model(what, pred, proba, column, len(declared))
 
 
 def _need_proba(model: _Model, name: str) -> Array:
@@ -228,7 +232,7 @@ def _log_loss(task: _Task, model: _Model, name: str) -> Part:
     proba = _need_proba(model, name)
     # sklearn clips to [eps, 1 - eps] so a confident miss costs a large, finite loss
     return _mean_part(lambda rows: -np.log(np.clip(
-        proba[rows][np.arange(len(task.y[rows])), task.y[rows]], _EPS, 1 - _EPS)))
+        proba[rows][np.arange(len(task.y[rows])), model.column[task.y[rows]]], _EPS, 1 - _EPS)))
 
 
 def _brier(task: _Task, model: _Model, name: str) -> Part:
@@ -236,9 +240,8 @@ def _brier(task: _Task, model: _Model, name: str) -> Part:
     scale = 0.5 if model.width < 3 else 1.0     # sklearn's scale_by_half="auto"
 
     def column(rows: slice) -> Array:
-        p = proba[rows][:, model.known]
-        truth = _onehot(task.y[rows], len(task.classes))[:, model.known]
-        return scale * ((truth - p) ** 2).sum(axis=1)
+        truth = _onehot(model.column[task.y[rows]], model.width)
+        return scale * ((truth - proba[rows]) ** 2).sum(axis=1)
 
     return _mean_part(column)
 
@@ -253,32 +256,43 @@ def _ranked(task: _Task, model: _Model, name: str) -> Part:
         classes = [task.pos]
     else:
         classes = [int(c) for c in np.flatnonzero(model.known)]
-    positives = [(task.y == c).astype(float) for c in classes]
-    rankings = [rankmetrics.ranking(proba[:, c], positive)
-                for c, positive in zip(classes, positives)]
     value, influence = (rankmetrics.auc, rankmetrics.auc_influence) if name == "roc_auc" \
         else (rankmetrics.average_precision, rankmetrics.average_precision_influence)
     weighted = task.average == "weighted" and len(classes) > 1
-    truth = np.column_stack(positives)
+    kept: list[rankmetrics.Ranking] = []
+
+    def ranking(c: int) -> rankmetrics.Ranking:
+        return rankmetrics.ranking(proba[:, model.column[c]], task.y == c)
 
     def values(weights: Array) -> Array:
-        each = np.column_stack([value(r, weights) for r in rankings])
+        # sorted on the first block of resamples, reused by every later one
+        if not kept:
+            kept.extend(ranking(c) for c in classes)
+        each = np.column_stack([value(r, weights) for r in kept])
         if not weighted:
             return each.mean(axis=1)
-        support = weights @ truth
+        support = np.column_stack([weights @ (task.y == c) for c in classes])
         return (each * support).sum(axis=1) / support.sum(axis=1)
 
-    def influences() -> Array:
-        each = np.column_stack([influence(r) for r in rankings])
+    def influences() -> tuple[float, Array]:
+        # one class's sort at a time: the linearised path asks once, on the largest sets
+        total, overall = np.zeros(len(task.y)), 0.0
+        supports = [float(np.count_nonzero(task.y == c)) for c in classes]
+        for c, support in zip(classes, supports):
+            v, g = influence(ranking(c))
+            if weighted:
+                # a weight is a class's support, which moves with its rows' weights too
+                g *= support
+                g += v * (task.y == c)
+                v *= support
+            total += g
+            overall += v
         if not weighted:
-            return each.mean(axis=1)
-        ones = np.ones((1, len(task.y)))
-        support = truth.sum(axis=0)
-        total = support.sum()
-        per_class = np.column_stack([value(r, ones) for r in rankings])[0]
-        overall = float(per_class @ support) / total
-        # the weights are supports, which move with a row's weight too
-        return (each @ support + truth @ per_class - overall * truth.sum(axis=1)) / total
+            return overall / len(classes), total / len(classes)
+        mass = sum(supports)
+        value_ = overall / mass
+        total -= value_ * np.isin(task.y, classes)
+        return value_, total / mass
 
     return RankPart(values, influences)
 

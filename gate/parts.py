@@ -25,7 +25,8 @@ class SumPart:
 @dataclass(frozen=True)
 class RankPart:
     values: Callable[[Array], Array]        # row weights (b, n) -> (b,) metric values
-    influence: Callable[[], Array]          # d metric / d row weight at unit weights, (n,)
+    # the value at unit weights, and d value / d row weight there, (n,)
+    influence: Callable[[], tuple[float, Array]]
 
 
 Part = SumPart | RankPart

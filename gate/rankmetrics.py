@@ -19,19 +19,23 @@ Array = np.ndarray
 class Ranking:
     order: Array        # row indices by descending score (stable)
     starts: Array       # sorted position where each run of tied scores begins
-    positive: Array     # (n,) float 0/1, in sorted order
+    positive: Array     # (n,) bool, in sorted order
     group: Array        # (n,) run index of each sorted position
 
 
 def ranking(score: Array, positive: Array) -> Ranking:
     order = np.argsort(-score, kind="stable")
+    # int32 indices halve what a ranking holds (ten million rows: 120 MB, not 240)
+    if len(order) < 2 ** 31:
+        order = order.astype(np.int32)
     ranked = score[order]
     new = np.empty(len(ranked), dtype=bool)
     new[:1] = True
     np.not_equal(ranked[1:], ranked[:-1], out=new[1:])
-    starts = np.flatnonzero(new)
-    group = np.cumsum(new, dtype=np.intp) - 1
-    return Ranking(order, starts, positive[order].astype(float), group)
+    del ranked
+    group = np.cumsum(new, dtype=order.dtype)
+    group -= 1
+    return Ranking(order, np.flatnonzero(new), positive[order].astype(bool), group)
 
 
 def _runs(r: Ranking, weights: Array) -> tuple[Array, Array]:
@@ -61,36 +65,33 @@ def average_precision(r: Ranking, weights: Array) -> Array:
         return np.einsum("ij,ij->i", pos, np.nan_to_num(precision)) / pos.sum(axis=1)
 
 
-def _unsort(r: Ranking, per_run: Array) -> Array:
+def _per_row(r: Ranking, as_positive: Array, as_negative: Array) -> Array:
+    """Per-run values for positive and negative rows, spread to the rows, row order."""
+    ranked = as_negative[r.group]
+    np.copyto(ranked, as_positive[r.group], where=r.positive)
     out = np.empty(len(r.order))
-    out[r.order] = per_run[r.group]
-    return out
-
-
-def _row_positive(r: Ranking) -> Array:
-    out = np.empty(len(r.order))
-    out[r.order] = r.positive
+    out[r.order] = ranked
     return out
 
 
 def _counts(r: Ranking) -> tuple[Array, Array]:
-    pos = np.add.reduceat(r.positive, r.starts)
+    pos = np.add.reduceat(r.positive, r.starts, dtype=float)
     return pos, np.diff(np.r_[r.starts, len(r.order)]).astype(float) - pos
 
 
-def auc_influence(r: Ranking) -> Array:
-    """d AUC / d w_j at unit weights, (n,) in row order."""
+def auc_influence(r: Ranking) -> tuple[float, Array]:
+    """AUC, and d AUC / d w_j at unit weights, (n,) in row order."""
     pos, neg = _counts(r)
     n_pos, n_neg = pos.sum(), neg.sum()
     value = float(np.dot(neg, np.cumsum(pos) - 0.5 * pos)) / (n_pos * n_neg)
     # a negative row adds the positives ranked above it; a positive, the negatives below
     as_negative = (np.cumsum(pos) - 0.5 * pos) / (n_pos * n_neg) - value / n_neg
     as_positive = (n_neg - np.cumsum(neg) + 0.5 * neg) / (n_pos * n_neg) - value / n_pos
-    return np.where(_row_positive(r) > 0, _unsort(r, as_positive), _unsort(r, as_negative))
+    return value, _per_row(r, as_positive, as_negative)
 
 
-def average_precision_influence(r: Ranking) -> Array:
-    """d AP / d w_j at unit weights, (n,) in row order."""
+def average_precision_influence(r: Ranking) -> tuple[float, Array]:
+    """AP, and d AP / d w_j at unit weights, (n,) in row order."""
     pos, neg = _counts(r)
     cum_pos, cum_all = np.cumsum(pos), np.cumsum(pos + neg)
     precision = cum_pos / cum_all
@@ -101,4 +102,4 @@ def average_precision_influence(r: Ranking) -> Array:
     later_prec = np.cumsum((pos * precision / cum_all)[::-1])[::-1]
     as_positive = (precision + later_pos - later_prec - value) / n_pos
     as_negative = -later_prec / n_pos
-    return np.where(_row_positive(r) > 0, _unsort(r, as_positive), _unsort(r, as_negative))
+    return value, _per_row(r, as_positive, as_negative)

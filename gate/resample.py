@@ -99,9 +99,12 @@ def linearised_se(champion: Part, candidate: Part, n: int) -> tuple[float, float
     if isinstance(champion, SumPart) and isinstance(candidate, SumPart):
         return _sum_se(champion, candidate, n)
     assert not isinstance(champion, SumPart) and not isinstance(candidate, SumPart)
-    d = candidate.influence() - champion.influence()
-    se = float(np.sqrt(np.sum((d - d.mean()) ** 2)))
-    return point(champion, n), point(candidate, n), se
+    champion_value, d = champion.influence()
+    candidate_value, influence = candidate.influence()
+    np.subtract(influence, d, out=d)
+    del influence
+    d -= d.mean()
+    return champion_value, candidate_value, float(np.sqrt(d @ d))
 
 
 def _sum_se(champion: SumPart, candidate: SumPart, n: int) -> tuple[float, float, float]:

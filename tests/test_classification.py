@@ -159,7 +159,8 @@ def test_rank_influence_is_the_derivative_of_the_weighted_metric(name: str, kind
     model = _model(y, classes, 1.0, 2)
     part, _ = classmetrics.parts(MetricSpec(name, "higher", average=average), y, model, model)
     assert not isinstance(part, SumPart)
-    influence = part.influence()
+    value, influence = part.influence()
+    assert value == pytest.approx(part.values(np.ones((1, len(y))))[0], rel=1e-12)
     h = 1e-6
     for row in (0, 7, 150, 299):
         up, down = np.ones((1, len(y))), np.ones((1, len(y)))
