@@ -46,6 +46,33 @@ def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert found["Block rate by true effect"]
 
 
+def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import large_eval
+    from gate import stats
+
+    assert large_eval.main(["--quick"]) == 0
+    found = tables(capsys.readouterr().out)
+
+    decided = found["One decision of three metrics"]
+    assert [(row["task"], row["eval rows"]) for row in decided] == [
+        ("regression", "1,000"), ("binary classifier", "1,000"),
+        ("regression", "110,000"), ("binary classifier", "110,000")]
+    # the largest size is past the bootstrap's threshold, the smallest is not
+    assert 1_000 <= stats.ANALYTIC_ROWS < 110_000
+    assert [row["interval"] for row in decided] == ["bootstrap (200)"] * 2 + ["linearised"] * 2
+    assert all(float(row["seconds"]) > 0 for row in decided)
+    assert [row["metrics"] for row in decided[:2]] == ["rmse, mae, r2", "f1, roc_auc, log_loss"]
+    cost = found["What the bootstrap would cost"]
+    assert len(cost) == 2 and all(float(row["seconds for 200 (scaled)"]) > 0 for row in cost)
+    # on 2,000 rows the two standard errors already agree within a quarter
+    for row in found["Linearised against bootstrap"]:
+        assert all(0.75 < float(row[f"metric {i}"]) < 1.25 for i in (1, 2, 3))
+    covered = found["Coverage by simulation"]
+    assert [row["metric"] for row in covered] == ["rmse", "mae", "r2", "f1", "roc_auc",
+                                                  "log_loss"]
+    assert all(row["coverage"].endswith("%") for row in covered)
+
+
 def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str]) -> None:
