@@ -38,31 +38,46 @@ def ranking(score: Array, positive: Array) -> Ranking:
     return Ranking(order, np.flatnonzero(new), positive[order].astype(bool), group)
 
 
-def _runs(r: Ranking, weights: Array) -> tuple[Array, Array]:
-    """Weighted positives and all rows per run of ties, (b, runs) each."""
-    ranked = weights[:, r.order]
-    total = np.add.reduceat(ranked, r.starts, axis=1)
-    ranked *= r.positive
-    return np.add.reduceat(ranked, r.starts, axis=1), total
+def _runs(r: Ranking, weights: Array) -> tuple[Array, Array, Array, Array]:
+    """Per run of ties, (b, runs) each: weighted positives and all rows, and both
+    summed over this run and every run ranked above it.
+
+    Cumulative sums along the rows, read at each run's end (reduceat along an axis is
+    several times slower); without ties every row is its own run and nothing is read
+    back. Counts are whole numbers, so every sum here is exact.
+    """
+    total = np.take(weights, r.order, axis=1)   # C order, unlike weights[:, order]
+    pos = total * r.positive
+    cum_total, cum_pos = np.cumsum(total, axis=1), np.cumsum(pos, axis=1)
+    if len(r.starts) == len(r.order):
+        return pos, total, cum_pos, cum_total
+    ends = np.r_[r.starts[1:], len(r.order)] - 1
+    cum_total, cum_pos = cum_total[:, ends], cum_pos[:, ends]
+    return (np.diff(cum_pos, axis=1, prepend=0.0), np.diff(cum_total, axis=1, prepend=0.0),
+            cum_pos, cum_total)
 
 
 def auc(r: Ranking, weights: Array) -> Array:
     """ROC AUC under each row of `weights` (b, n); NaN where a class has no weight."""
-    pos, total = _runs(r, weights)
-    neg = total - pos
-    above = np.cumsum(pos, axis=1) - pos
+    pos, total, cum_pos, cum_total = _runs(r, weights)
+    total -= pos        # now the negatives
     # a tie counts half, as the trapezoid of sklearn's ROC curve does
-    pairs = np.einsum("ij,ij->i", neg, above + 0.5 * pos)
+    pos *= 0.5
+    np.subtract(cum_pos, pos, out=pos)
+    pairs = np.einsum("ij,ij->i", total, pos)
+    n_pos = cum_pos[:, -1]
     with np.errstate(divide="ignore", invalid="ignore"):
-        return pairs / (pos.sum(axis=1) * neg.sum(axis=1))
+        return pairs / (n_pos * (cum_total[:, -1] - n_pos))
 
 
 def average_precision(r: Ranking, weights: Array) -> Array:
     """sklearn's average precision (no interpolation) under each row of `weights`."""
-    pos, total = _runs(r, weights)
+    pos, _, cum_pos, cum_total = _runs(r, weights)
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = np.cumsum(pos, axis=1) / np.cumsum(total, axis=1)
-        return np.einsum("ij,ij->i", pos, np.nan_to_num(precision)) / pos.sum(axis=1)
+        # a run that no weight reaches yet has 0/0; its positives are 0 too
+        precision = np.divide(cum_pos, cum_total, out=np.zeros_like(cum_pos),
+                              where=cum_total > 0)
+        return np.einsum("ij,ij->i", pos, precision) / cum_pos[:, -1]
 
 
 def _per_row(r: Ranking, as_positive: Array, as_negative: Array) -> Array:
