@@ -44,17 +44,35 @@ class _Task:
     pos: int                    # code of the positive class (binary)
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """The eval rows and both models' outputs as class codes, checked once per
+    comparison whatever the number of metrics."""
+
+    y: Array
+    classes: Array
+    champion: _Model
+    candidate: _Model
+
+
+def encode(y_true: Any, champion: Any, candidate: Any) -> Encoded:
+    champ, cand = _scores(champion, "champion"), _scores(candidate, "candidate")
+    y, labels, classes = _encode(y_true, champ, cand)
+    return Encoded(y, classes, _model(y, classes, labels[0], champ, "champion"),
+                   _model(y, classes, labels[1], cand, "candidate"))
+
+
 def parts(spec: MetricSpec, y_true: Any, champion: Any,
           candidate: Any) -> tuple[Part, Part]:
     """The champion's and the candidate's part for one classification metric."""
+    return parts_of(spec, encode(y_true, champion, candidate))
+
+
+def parts_of(spec: MetricSpec, encoded: Encoded) -> tuple[Part, Part]:
     name = canonical(spec.name) or spec.name
-    champ, cand = _scores(champion, "champion"), _scores(candidate, "candidate")
-    y, labels, classes = _encode(y_true, champ, cand)
-    task = _task(spec, name, y, classes)
-    models = [_model(task, labels[i], scores, what)
-              for i, (scores, what) in enumerate(((champ, "champion"), (cand, "candidate")))]
+    task = _task(spec, name, encoded.y, encoded.classes)
     build = _BUILDERS[name]
-    return build(task, models[0], name), build(task, models[1], name)
+    return build(task, encoded.champion, name), build(task, encoded.candidate, name)
 
 
 def _scores(value: Any, what: str) -> ClassScores:
@@ -134,8 +152,9 @@ def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
     return _Task(y, classes, average, pos)
 
 
-def _model(task: _Task, pred: Array, scores: ClassScores, what: str) -> _Model:
-    column = np.full(len(task.classes), -1)
+def _model(y: Array, classes: Array, pred: Array, scores: ClassScores,
+           what: str) -> _Model:
+    column = np.full(len(classes), -1)
     if scores.proba is None:
         return _Model(what, pred, None, column, 0)
     proba = np.asarray(scores.proba, dtype=float)
@@ -145,11 +164,11 @@ def _model(task: _Task, pred: Array, scores: ClassScores, what: str) -> _Model:
                          f"({len(pred)}, {len(declared)}) for its {len(declared)} classes")
     if not np.all(np.isfinite(proba)) or proba.min() < 0 or proba.max() > 1:
         raise InputError(f"{what} probabilities are not all finite and within [0, 1]")
-    column[np.searchsorted(task.classes, declared)] = np.arange(len(declared))
-    missing = column[task.y] < 0
+    column[np.searchsorted(classes, declared)] = np.arange(len(declared))
+    missing = column[y] < 0
     if missing.any():
         raise InputError(f"y_true has {int(missing.sum())} row(s) of a class the {what} "
-                         f"has no probability for ({_show(task.classes[task.y[missing][0]])})")
+                         f"has no probability for ({_show(classes[y[missing][0]])})")
     return _Model(what, pred, proba, column, len(declared))
 
 

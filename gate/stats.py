@@ -187,7 +187,8 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
         raise InputError(f"confidence must be between 0 and 1, not {confidence!r}")
     if resamples < 2:
         raise InputError(f"resamples must be at least 2, not {resamples!r}")
-    jobs = [_job(spec, y_true, champion, candidate) for spec in specs]
+    encoded: list[classmetrics.Encoded] = []     # labels coded once for every metric
+    jobs = [_job(spec, y_true, champion, candidate, encoded) for spec in specs]
     n = _rows(y_true)
     if n > analytic_rows:
         return {job.name: _linearised(job, n, confidence) for job in jobs}
@@ -201,7 +202,8 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
     return results
 
 
-def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any) -> _Job:
+def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any,
+         encoded: list[classmetrics.Encoded]) -> _Job:
     name = canonical(spec.name) or spec.name
     scores = isinstance(champion, ClassScores) or isinstance(candidate, ClassScores)
     if name in METRICS and not scores:
@@ -217,7 +219,9 @@ def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any) -> _Job:
     if _rows(y_true) < MIN_ROWS:
         raise InputError(f"{_rows(y_true)} eval rows: at least {MIN_ROWS} are needed to "
                          "compare")
-    champ_part, cand_part = classmetrics.parts(spec, y_true, champion, candidate)
+    if not encoded:
+        encoded.append(classmetrics.encode(y_true, champion, candidate))
+    champ_part, cand_part = classmetrics.parts_of(spec, encoded[0])
     why = "a class has no rows, or only one class occurs" if needs_proba(name) \
         and name in ("roc_auc", "average_precision") else "a value is not finite"
     return _Job(spec.name, spec.direction, champ_part, cand_part, why)
