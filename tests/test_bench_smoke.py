@@ -45,6 +45,15 @@ def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
     assert found["Block rate by true effect"]
 
+    # the classifier half: every metric of both tasks judged by every method
+    blocks = found["Classifiers: false blocks (seed-only retrains)"]
+    assert [(row["task"], row["metric"]) for row in blocks] == [
+        (task, metric) for task in ("binary", "3 classes")
+        for metric in ("f1", "roc_auc", "log_loss")]
+    assert all("/" in row[m] for row in blocks for m in decision_quality.METHODS)
+    kinds = {row["kind"] for row in found["Classifiers: block rate by regression"]}
+    assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
+
 
 def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import large_eval
