@@ -93,7 +93,10 @@ def _labels(values: Any, what: str) -> Array:
         text = [isinstance(v, str) for v in array]
         if any(text) and not all(text):
             raise InputError(f"{what} labels mix text and numbers")
-        array = array.astype(str if all(text) and len(text) else float)
+        try:
+            array = array.astype(str if all(text) and len(text) else float)
+        except (TypeError, ValueError):
+            raise InputError(f"{what} labels are neither numbers nor text") from None
     if array.dtype.kind == "f":
         bad = int(np.count_nonzero(~np.isfinite(array)))
         if bad:
@@ -157,7 +160,10 @@ def _model(y: Array, classes: Array, pred: Array, scores: ClassScores,
     column = np.full(len(classes), -1)
     if scores.proba is None:
         return _Model(what, pred, None, column, 0)
-    proba = np.asarray(scores.proba, dtype=float)
+    try:
+        proba = np.asarray(scores.proba, dtype=float)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} probabilities are not numeric") from None
     declared = _labels(list(scores.classes), f"{what} classes")
     if proba.ndim != 2 or proba.shape != (len(pred), len(declared)):
         raise InputError(f"{what} probabilities have shape {proba.shape}, not "

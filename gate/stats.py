@@ -222,13 +222,14 @@ def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any,
     if not encoded:
         encoded.append(classmetrics.encode(y_true, champion, candidate))
     champ_part, cand_part = classmetrics.parts_of(spec, encoded[0])
-    why = "a class has no rows, or only one class occurs" if needs_proba(name) \
-        and name in ("roc_auc", "average_precision") else "a value is not finite"
+    why = "a class has no rows, or only one class occurs" \
+        if name in ("roc_auc", "average_precision") else "a value is not finite"
     return _Job(spec.name, spec.direction, champ_part, cand_part, why)
 
 
 def _rows(y_true: Any) -> int:
-    return len(np.asarray(y_true))
+    shape = np.shape(y_true)
+    return shape[0] if shape else 0
 
 
 def _summary(job: _Job, n: int, draws: Array, confidence: float,
