@@ -3,6 +3,7 @@ on the full set, under bootstrap counts as `sample_weight`, and their linearised
 interval against the bootstrap's."""
 from __future__ import annotations
 
+from statistics import NormalDist
 from typing import Any, Callable
 
 import numpy as np
@@ -292,3 +293,36 @@ def test_catalogue(metric: str, direction: str | None, proba: bool,
     assert stats.needs_proba(metric) is proba
     assert stats.is_classification(metric) is classification
     assert stats.supports(metric) is (direction is not None)
+
+
+def test_the_linearised_se_of_a_mean_metric_is_the_textbook_one() -> None:
+    # for mse the worsening is the mean of per-row differences d: the linearised se is
+    # std(d) / sqrt(n) exactly (ddof 0: the bootstrap's own variance)
+    rng = np.random.default_rng(5)
+    y = rng.normal(10.0, 3.0, 3000)
+    champion, candidate = y + rng.normal(0, 1, 3000), y + rng.normal(0, 1.1, 3000)
+    d = (candidate - y) ** 2 - (champion - y) ** 2
+    result = stats.paired_bootstrap("mse", "lower", y, champion, candidate, **SETTINGS,
+                                    analytic_rows=0)
+    z = NormalDist().inv_cdf
+    se = result.mde / (z(0.975) + z(stats.POWER))
+    assert se == pytest.approx(d.std() / np.sqrt(len(d)), rel=1e-6)
+    assert result.worsening == pytest.approx(d.mean(), rel=1e-9)
+    assert (result.low, result.high) == pytest.approx(
+        (d.mean() - z(0.975) * se, d.mean() + z(0.975) * se), rel=1e-9)
+
+
+def test_above_the_threshold_the_interval_is_linearised_and_below_it_resampled() -> None:
+    y, classes = _task("binary", n=stats.ANALYTIC_ROWS + 1)
+    champion, candidate = _model(y, classes, 1.0, 2, None), _model(y, classes, 1.1, 3, None)
+    rule = [("roc_auc", "higher")]
+    large = stats.paired_bootstraps(rule, y, champion, candidate, **SETTINGS)["roc_auc"]
+    # a normal interval is symmetric about the worsening; percentiles of draws are not
+    assert large.high - large.worsening == pytest.approx(large.worsening - large.low,
+                                                         rel=1e-12)
+    assert large.rows == stats.ANALYTIC_ROWS + 1
+    small = stats.paired_bootstraps(rule, y[:2000], _model(y[:2000], classes, 1.0, 2, None),
+                                    _model(y[:2000], classes, 1.1, 3, None),
+                                    **SETTINGS)["roc_auc"]
+    assert small.high - small.worsening != pytest.approx(small.worsening - small.low,
+                                                         rel=1e-12)
