@@ -8,6 +8,10 @@ no MLflow server is needed.
 
     python -m bench.decision_quality            # full run, ~15 min on 2 busy cores
     python -m bench.decision_quality --quick    # a tiny version, seconds
+    python -m bench.decision_quality --task classifier    # only the classifier cases
+
+The classifier cases (f1, roc_auc, log_loss; binary and multiclass) live in
+bench/decision_classifier.py.
 """
 from __future__ import annotations
 
@@ -194,16 +198,19 @@ def gate_config(resamples: int) -> Config:
                   metrics=(rule,), primary_metric="rmse")
 
 
-def judge(config: Config, stat: PairedStat) -> tuple[dict[str, bool], MetricResult]:
-    """Every method's block / pass on one case, and the `significant` metric result."""
+def judge(config: Config, stat: PairedStat, metric: str = "rmse",
+          mlflow_name: str = "root_mean_squared_error"
+          ) -> tuple[dict[str, bool], MetricResult]:
+    """Every method's block / pass on one case of `metric` (the config's only rule),
+    and the `significant` metric result."""
     import mlflow
     from mlflow.models import EvaluationResult, MetricThreshold
     from mlflow.models.evaluation.validation import ModelValidationFailedException
 
-    champion, candidate = {"rmse": stat.champion}, {"rmse": stat.candidate}
+    champion, candidate = {metric: stat.champion}, {metric: stat.candidate}
     paired = Evidence(candidate_run_id="candidate", candidate_metrics=candidate,
                       champion_version="1", champion_metrics=champion,
-                      paired={"rmse": stat})
+                      paired={metric: stat})
     blocked: dict[str, bool] = {}
     result: MetricResult | None = None
     for policy in ("significant", "point", "non_inferiority"):
@@ -218,16 +225,17 @@ def judge(config: Config, stat: PairedStat) -> tuple[dict[str, bool], MetricResu
 
     # MLflow's relative threshold demands an improvement of that size; a tolerance
     # can only be spelled as an absolute threshold recomputed from the baseline
-    name = "root_mean_squared_error"
-    base = EvaluationResult({name: stat.champion}, {})
-    cand = EvaluationResult({name: stat.candidate}, {})
+    greater = config.metrics[0].direction == "higher"
+    bound = stat.champion * (1 - TOLERANCE_REL if greater else 1 + TOLERANCE_REL)
+    base = EvaluationResult({mlflow_name: stat.champion}, {})
+    cand = EvaluationResult({mlflow_name: stat.candidate}, {})
     for method, threshold in (
             ("MLflow rel 0.02", MetricThreshold(min_relative_change=TOLERANCE_REL,
-                                                greater_is_better=False)),
-            ("MLflow threshold", MetricThreshold(threshold=stat.champion * (1 + TOLERANCE_REL),
-                                                 greater_is_better=False))):
+                                                greater_is_better=greater)),
+            ("MLflow threshold", MetricThreshold(threshold=bound,
+                                                 greater_is_better=greater))):
         try:
-            mlflow.validate_evaluation_results({name: threshold}, cand, base)
+            mlflow.validate_evaluation_results({mlflow_name: threshold}, cand, base)
             blocked[method] = False
         except ModelValidationFailedException:
             blocked[method] = True
@@ -395,7 +403,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="random splits for the small set's true effects (default 30)")
     p.add_argument("--resamples", type=int, help="bootstrap resamples (default 2000)")
     p.add_argument("--rows", type=int,
-                   help="friedman1 rows before the 80/20 split (default 5000: 1000 eval rows)")
+                   help="friedman1 and classifier rows before the 80/20 split "
+                   "(default 5000: 1000 eval rows)")
+    p.add_argument("--task", choices=("all", "regression", "classifier"), default="all",
+                   help="which cases to run (default all)")
     return p.parse_args(argv)
 
 
@@ -416,11 +427,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = args.rows or (1000 if quick else 5000)
     changes = QUICK_REGRESSIONS if quick else REGRESSIONS
     measured = machine()
-    results = [run_size(diabetes(), config, seeds, case_seeds, changes, splits),
-               run_size(friedman(rows, 2000 if quick else 20000), config, seeds,
-                        case_seeds, changes, splits)]
-    print(report(results, config, raw, measured))
+    if args.task in ("all", "regression"):
+        results = [run_size(diabetes(), config, seeds, case_seeds, changes, splits),
+                   run_size(friedman(rows, 2000 if quick else 20000), config, seeds,
+                            case_seeds, changes, splits)]
+        print(report(results, config, raw, measured))
+    if args.task in ("all", "classifier"):
+        print("\n".join(_classifiers(args, raw, measured, seeds, rows)))
     return 0
+
+
+def _classifiers(args: argparse.Namespace, raw: Sequence[str], measured: str, seeds: int,
+                 rows: int) -> list[str]:
+    from bench import decision_classifier as dc
+
+    resamples = args.resamples or (200 if args.quick else 2000)
+    case_seeds = args.case_seeds or (1 if args.quick else 4)
+    changes = dc.QUICK_REGRESSIONS if args.quick else dc.REGRESSIONS
+    results = [dc.run_task(dc.make_task(name, classes, rows), resamples, seeds, case_seeds,
+                           changes)
+               for name, classes in (("binary", 2), ("3 classes", 3))]
+    head = [] if args.task == "all" else [
+        "## Decision quality", "", f"Measured {measured}.",
+        f"Command: `{' '.join(['python -m bench.decision_quality', *raw])}`", ""]
+    return head + dc.report(results, resamples)
 
 
 if __name__ == "__main__":

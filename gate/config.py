@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import ConfigError, echo
+from gate.metricspec import AVERAGES, MetricSpec, is_classification, known_direction
 
 POLICIES = ("significant", "point", "non_inferiority")
 DIRECTIONS = ("lower", "higher")
@@ -77,6 +78,12 @@ class MetricRule:
     tolerance: float = 0.0
     tolerance_rel: float = 0.0
     required: bool = True
+    average: str | None = None          # classification: binary | macro | weighted
+    pos_label: str | int | None = None  # classification, binary: the positive class
+
+    def spec(self) -> MetricSpec:
+        """What the statistics engine needs to score this metric."""
+        return MetricSpec(self.name, self.direction, self.average, self.pos_label)
 
     def allowance(self, production: float) -> float:
         """How much worse than Production the candidate may be."""
@@ -130,6 +137,8 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "tolerance": (_NUMBER, False),
         "tolerance_rel": (_NUMBER, False),
         "required": ((bool,), False),
+        "average": ((str,), False),
+        "pos_label": ((str, int), False),
     },
 }
 _TOP_LEVEL = ("model", "compare", "metrics", "eval")
@@ -238,7 +247,8 @@ def _check_type(value: Any, types: tuple[type, ...], source: str, key: str) -> N
     else:
         ok = isinstance(value, types)
     if not ok:
-        wanted = "number" if float in types else _TYPE_NAMES[types[0]]
+        wanted = "number" if float in types else \
+            " or ".join(_TYPE_NAMES[t] for t in types)
         article = "an" if wanted[0] in "aeiou" else "a"
         raise ConfigError(f"{source}: {key} must be {article} {wanted}, not "
                           f"{_TYPE_NAMES.get(type(value), type(value).__name__)} "
@@ -302,6 +312,7 @@ def _check_values(config: Config) -> None:
         if rule.direction not in DIRECTIONS:
             raise ConfigError(f"{src}: {where}.direction must be 'lower' or 'higher', "
                               f"not {_shown(rule.direction)}")
+        _check_metric_kind(rule, src, where)
         if rule.tolerance < 0 or rule.tolerance_rel < 0:
             raise ConfigError(f"{src}: {where}.tolerance and tolerance_rel must be >= 0")
         if rule.direction == "lower" and rule.min is not None:
@@ -328,3 +339,19 @@ def _check_eval(evaluation: EvalConfig, src: str) -> None:
                        all(c in "0123456789abcdef" for c in digest[7:])):
         raise ConfigError(f"{src}: eval.digest must be 'sha256:' and 64 lowercase hex "
                           "digits (sha256sum of the file)")
+
+
+def _check_metric_kind(rule: MetricRule, src: str, where: str) -> None:
+    # a known metric the wrong way round would block every improvement and pass every
+    # regression: fail closed at load
+    known = known_direction(rule.name)
+    if known is not None and rule.direction != known:
+        raise ConfigError(f"{src}: {where}.direction is {rule.direction!r}, but {rule.name} "
+                          f"is {known}-is-better (direction = {known!r})")
+    for key in ("average", "pos_label"):
+        if getattr(rule, key) is not None and not is_classification(rule.name):
+            raise ConfigError(f"{src}: {where}.{key} applies to classification metrics "
+                              f"only, not {rule.name!r}")
+    if rule.average is not None and rule.average not in AVERAGES:
+        raise ConfigError(f"{src}: {where}.average must be one of {', '.join(AVERAGES)}, "
+                          f"not {rule.average!r}")

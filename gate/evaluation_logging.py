@@ -16,7 +16,8 @@ from gate import contract
 from gate.errors import InputError
 
 REGRESSION_METRICS = ("rmse", "mae", "r2")
-CLASSIFICATION_METRICS = ("accuracy",)
+CLASSIFICATION_METRICS = ("accuracy", "balanced_accuracy", "f1")
+PROBA_METRICS = ("log_loss", "roc_auc")
 
 
 def log_evaluation(y_true: Any, predictions: Any, *, features: Any = None,
@@ -72,7 +73,7 @@ def log_evaluation(y_true: Any, predictions: Any, *, features: Any = None,
                 "classes": [_plain(c) for c in class_list], "rows": n,
                 "features": [str(c) for c in frame.columns],
                 "row_ids": row_ids is not None, "proba": probabilities is not None}
-    metrics = _metrics(task, y, pred) if log_metrics else {}
+    metrics = _metrics(task, y, pred, probabilities, class_list) if log_metrics else {}
     _log(rows, predicted, manifest, metrics, run_id)
     return manifest
 
@@ -122,14 +123,23 @@ def _plain(value: Any) -> Any:
     return item if isinstance(item, (int, str)) and not isinstance(item, bool) else str(item)
 
 
-def _metrics(task: str, y: Any, pred: Any) -> dict[str, float]:
+def _metrics(task: str, y: Any, pred: Any, proba: Any,
+             classes: list[Any]) -> dict[str, float]:
     from gate import stats
 
-    names = REGRESSION_METRICS if task == contract.REGRESSION else CLASSIFICATION_METRICS
+    if task == contract.REGRESSION:
+        names, scores = REGRESSION_METRICS, pred.astype(float)
+    else:
+        names = CLASSIFICATION_METRICS + (PROBA_METRICS if proba is not None else ())
+        scores = stats.ClassScores(labels=pred, proba=proba, classes=tuple(classes))
     values = {}
+    # multiclass averages of per-class scores: macro, as sklearn's reports lead with
+    average = "macro" if task == contract.MULTICLASS else None
     for name in names:
+        spec = stats.MetricSpec(name, stats.known_direction(name) or "higher",
+                                average=average if name in ("f1", "roc_auc") else None)
         try:
-            values[name] = stats.score(name, y, pred)
+            values[name] = stats.evaluate(spec, y, scores)
         except InputError:
             continue        # undefined here (e.g. r2 of a constant target): not logged
     return values

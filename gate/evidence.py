@@ -438,8 +438,7 @@ def _scores(outputs: loaders.Outputs, task: str) -> Any:
 def _rules(config: Config) -> list[Any]:
     from gate import stats
 
-    return [rule.spec() if hasattr(rule, "spec") else (rule.name, rule.direction)
-            for rule in config.metrics if stats.supports(rule.name)]
+    return [rule.spec() for rule in config.metrics if stats.supports(rule.name)]
 
 
 def _paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders.Outputs,
@@ -462,11 +461,8 @@ def _computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
 
     y_true = y.astype(float) if task == contract.REGRESSION else y
     scores = _scores(outputs, task)
-    values = {}
-    for rule in config.metrics:
-        if stats.supports(rule.name):
-            values[rule.name] = stats.score(rule.name, y_true, scores)
-    return values
+    return {rule.name: stats.evaluate(rule.spec(), y_true, scores)
+            for rule in config.metrics if stats.supports(rule.name)}
 
 
 def _cache_bytes(outputs: loaders.Outputs) -> bytes:

@@ -45,6 +45,42 @@ def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
     assert found["Block rate by true effect"]
 
+    # the classifier half: every metric of both tasks judged by every method
+    blocks = found["Classifiers: false blocks (seed-only retrains)"]
+    assert [(row["task"], row["metric"]) for row in blocks] == [
+        (task, metric) for task in ("binary", "3 classes")
+        for metric in ("f1", "roc_auc", "log_loss")]
+    assert all("/" in row[m] for row in blocks for m in decision_quality.METHODS)
+    kinds = {row["kind"] for row in found["Classifiers: block rate by regression"]}
+    assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
+
+
+def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import large_eval
+    from gate import stats
+
+    assert large_eval.main(["--quick"]) == 0
+    found = tables(capsys.readouterr().out)
+
+    decided = found["One decision of three metrics"]
+    assert [(row["task"], row["eval rows"]) for row in decided] == [
+        ("regression", "1,000"), ("binary classifier", "1,000"),
+        ("regression", "110,000"), ("binary classifier", "110,000")]
+    # the largest size is past the bootstrap's threshold, the smallest is not
+    assert 1_000 <= stats.ANALYTIC_ROWS < 110_000
+    assert [row["interval"] for row in decided] == ["bootstrap (200)"] * 2 + ["linearised"] * 2
+    assert all(float(row["seconds"]) > 0 for row in decided)
+    assert [row["metrics"] for row in decided[:2]] == ["rmse, mae, r2", "f1, roc_auc, log_loss"]
+    cost = found["What the bootstrap would cost"]
+    assert len(cost) == 2 and all(float(row["seconds for 200 (scaled)"]) > 0 for row in cost)
+    # on 2,000 rows the two standard errors already agree within a quarter
+    for row in found["Linearised against bootstrap"]:
+        assert all(0.75 < float(row[f"metric {i}"]) < 1.25 for i in (1, 2, 3))
+    covered = found["Coverage by simulation"]
+    assert [row["metric"] for row in covered] == ["rmse", "mae", "r2", "f1", "roc_auc",
+                                                  "log_loss"]
+    assert all(row["coverage"].endswith("%") for row in covered)
+
 
 def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch,

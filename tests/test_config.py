@@ -84,6 +84,20 @@ def test_defaults_apply() -> None:
     ('[metrics.rmse]\ndirection = "lower"\nmax = nan', "must be a finite number"),
     ('[model\nname = "m"', "not valid TOML"),
     ('[model]\nalias = ""\n[metrics.a]\ndirection="lower"', "model.alias must not be empty"),
+    ('[metrics.r2]\ndirection = "lower"', "metrics.r2.direction is 'lower', but r2 is higher-is-better"),
+    ('[metrics.rmse]\ndirection = "higher"', "metrics.rmse.direction is 'higher', but rmse is lower"),
+    ('[metrics.log_loss]\ndirection = "higher"', "metrics.log_loss.direction is 'higher'"),
+    ('[metrics.f1]\ndirection = "lower"', "metrics.f1.direction is 'lower', but f1 is higher"),
+    ('[metrics.f1_score]\ndirection = "lower"', "metrics.f1_score.direction is 'lower'"),
+    ('[metrics.roc_auc]\ndirection = "lower"', "metrics.roc_auc.direction is 'lower'"),
+    ('[metrics.brier]\ndirection = "higher"', "metrics.brier.direction is 'higher'"),
+    ('[metrics.f1]\ndirection = "higher"\naverage = "micro"', "metrics.f1.average must be one of binary, macro, weighted, not 'micro'"),
+    ('[metrics.f1]\ndirection = "higher"\naverage = 2', "metrics.f1.average must be a string, not integer"),
+    ('[metrics.f1]\ndirection = "higher"\npos_label = 1.5', "metrics.f1.pos_label must be a string or integer, not number"),
+    ('[metrics.f1]\ndirection = "higher"\npos_label = true', "metrics.f1.pos_label must be a string or integer, not boolean"),
+    ('[metrics.rmse]\ndirection = "lower"\naverage = "macro"', "metrics.rmse.average applies to classification metrics only"),
+    ('[metrics.val_f1]\ndirection = "higher"\npos_label = 1', "metrics.val_f1.pos_label applies to classification"),
+    ('[metrics.f1]\ndirection = "higher"\naverag = "macro"', "did you mean 'metrics.f1.average'"),
 ])
 def test_bad_config_names_the_key(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "bad.toml"
@@ -105,3 +119,37 @@ def test_allowance_is_the_larger_of_absolute_and_relative() -> None:
     assert rule.allowance(10.0) == 0.5
     assert rule.allowance(100.0) == pytest.approx(2.0)
     assert rule.allowance(-100.0) == pytest.approx(2.0)
+
+
+CLASSIFIER = """
+[metrics.f1]
+direction = "higher"
+average = "macro"
+tolerance = 0.01
+
+[metrics.roc_auc]
+direction = "higher"
+pos_label = "spam"
+
+[metrics.log_loss]
+direction = "lower"
+tolerance_rel = 0.02
+
+[metrics.val_loss]
+direction = "higher"
+required = false
+"""
+
+
+def test_classifier_metrics_load_with_their_options() -> None:
+    from gate.metricspec import MetricSpec
+
+    cfg = config.parse(CLASSIFIER)
+    f1, auc, loss, custom = cfg.metrics
+    assert f1.spec() == MetricSpec("f1", "higher", average="macro")
+    assert auc.spec() == MetricSpec("roc_auc", "higher", pos_label="spam")
+    assert (loss.average, loss.pos_label) == (None, None)
+    # an unknown metric keeps whatever direction its team chose
+    assert custom.direction == "higher"
+    assert config.parse('[metrics.f1]\ndirection = "higher"\npos_label = 0\n'
+                        ).metrics[0].pos_label == 0

@@ -77,7 +77,7 @@ def test_batch_equals_one_evaluation_per_weight_row(metric: str) -> None:
 
 @pytest.mark.parametrize("metric,supported", [
     ("rmse", True), ("r2", True), ("root_mean_squared_error", True),
-    ("f1", False), ("training_loss", False), ("RMSE", False),
+    ("f1", True), ("roc_auc_score", True), ("training_loss", False), ("RMSE", False),
 ])
 def test_supports(metric: str, supported: bool) -> None:
     assert stats.supports(metric) is supported
@@ -214,7 +214,8 @@ def test_r2_refuses_when_many_resamples_have_a_constant_target() -> None:
 
 GOOD = _data(20)
 BAD_INPUTS: list[tuple[str, dict[str, Any], str]] = [
-    ("unknown metric", {"metric": "f1"}, "no per-row scorer for metric 'f1'"),
+    ("unknown metric", {"metric": "training_loss"},
+     "no per-row scorer for metric 'training_loss'"),
     ("bad direction", {"direction": "up"}, "direction must be"),
     ("short candidate", {"candidate_pred": GOOD[2][:-1]}, "candidate has 19 rows"),
     ("short champion", {"champion_pred": GOOD[1][:-3]}, "champion has 17 rows"),

@@ -1,0 +1,288 @@
+"""Decision quality for classifiers: f1, roc_auc and log_loss, binary and multiclass.
+
+The classifier half of bench/decision_quality.py (which runs it with `--task`):
+seed-only retrains and injected regressions of a HistGradientBoostingClassifier on
+generated tasks, each case's true effect measured on 20,000 fresh rows of the same
+generator, and the gate's policies against a point comparison and MLflow's
+`validate_evaluation_results`, per metric. In-process: the stats engine and
+gate.decide, no MLflow server.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.common import log, pct, rate, table
+from bench.decision_quality import BUCKETS, METHODS, TOLERANCE_REL, judge
+from gate import classmetrics, resample, stats
+from gate.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.decide import MetricResult, PairedStat, worsening
+from gate.metricspec import ClassScores, MetricSpec
+
+# (gate name, direction, MLflow's name for the logged metric)
+METRICS = (("f1", "higher", "f1_score"), ("roc_auc", "higher", "roc_auc"),
+           ("log_loss", "lower", "log_loss"))
+FRESH_ROWS = 20_000
+CHAMPION_SEED = 0
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a candidate does differently from the champion (40 boosting rounds)."""
+
+    kind: str
+    level: str
+    max_iter: int = 40
+    max_depth: int | None = None
+    drop_ranks: tuple[int, ...] = ()    # 1 = the most informative feature (F statistic)
+    flip: float = 0.0                   # share of training labels replaced at random
+    keep_quantile: float | None = None  # train only where the top feature is below it
+
+
+SEED_ONLY = Change("seed only", "new seed")
+REGRESSIONS = (
+    Change("weaker model", "15 rounds", max_iter=15),
+    Change("weaker model", "5 rounds", max_iter=5),
+    Change("weaker model", "depth 2", max_depth=2),
+    Change("weaker model", "stumps, 10 rounds", max_depth=1, max_iter=10),
+    Change("dropped features", "3rd feature", drop_ranks=(3,)),
+    Change("dropped features", "top feature", drop_ranks=(1,)),
+    Change("dropped features", "top 2 features", drop_ranks=(1, 2)),
+    Change("dropped features", "top 4 features", drop_ranks=(1, 2, 3, 4)),
+    Change("label noise", "10 % flipped", flip=0.1),
+    Change("label noise", "20 % flipped", flip=0.2),
+    Change("label noise", "30 % flipped", flip=0.3),
+    Change("label noise", "45 % flipped", flip=0.45),
+    Change("shifted split", "keep 90 %", keep_quantile=0.9),
+    Change("shifted split", "keep 80 %", keep_quantile=0.8),
+    Change("shifted split", "keep 65 %", keep_quantile=0.65),
+    Change("shifted split", "keep 50 %", keep_quantile=0.5),
+)
+QUICK_REGRESSIONS = (REGRESSIONS[1], REGRESSIONS[6], REGRESSIONS[10], REGRESSIONS[15])
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    average: str | None
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_eval: np.ndarray
+    y_eval: np.ndarray
+    X_fresh: np.ndarray
+    y_fresh: np.ndarray
+
+
+@dataclass(frozen=True)
+class Case:
+    change: Change
+    seed: int
+    true_effect: dict[str, float]       # relative true worsening per metric (> 0 worse)
+    stat: dict[str, PairedStat]
+    result: dict[str, MetricResult]
+    blocked: dict[str, dict[str, bool]]
+
+    def bucket(self, metric: str) -> str:
+        effect = self.true_effect[metric]
+        detectable = TOLERANCE_REL + self.stat[metric].mde / abs(self.stat[metric].champion)
+        if effect <= 0:
+            return BUCKETS[0]
+        if effect <= TOLERANCE_REL:
+            return BUCKETS[1]
+        if effect <= detectable:
+            return BUCKETS[2]
+        return BUCKETS[3]
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task: Task
+    seeds: list[Case]
+    regressions: list[Case]
+    seconds: float
+
+
+def make_task(name: str, classes: int, rows: int) -> Task:
+    """`rows` rows split 80/20 into train and eval, and fresh rows of the same draw."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=rows + FRESH_ROWS, n_features=20, n_informative=8,
+                               n_redundant=4, n_classes=classes, n_clusters_per_class=2,
+                               flip_y=0.05, class_sep=0.8, random_state=0)
+    train = int(rows * 0.8)
+    return Task(name, None if classes == 2 else "macro", X[:train], y[:train],
+                X[train:rows], y[train:rows], X[rows:], y[rows:])
+
+
+def ranking_of(task: Task) -> list[int]:
+    from sklearn.feature_selection import f_classif
+
+    score, _ = f_classif(task.X_train, task.y_train)
+    return [int(i) for i in np.argsort(-score, kind="stable")]
+
+
+@dataclass(frozen=True)
+class Fitted:
+    model: Any
+    columns: list[int]
+
+    def scores(self, X: np.ndarray) -> ClassScores:
+        proba = self.model.predict_proba(X[:, self.columns])
+        classes = self.model.classes_
+        return ClassScores(classes[proba.argmax(axis=1)], proba, tuple(classes))
+
+
+def fit(change: Change, task: Task, seed: int, ranking: Sequence[int]) -> Fitted:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    dropped = {ranking[r - 1] for r in change.drop_ranks}
+    columns = [c for c in range(task.X_train.shape[1]) if c not in dropped]
+    X, y = task.X_train, task.y_train
+    if change.keep_quantile is not None:
+        top = X[:, ranking[0]]
+        keep = top <= np.quantile(top, change.keep_quantile)
+        X, y = X[keep], y[keep]
+    if change.flip:
+        rng = np.random.default_rng([seed, 1])
+        flip = rng.random(len(y)) < change.flip
+        y = np.where(flip, rng.choice(np.unique(task.y_train), len(y)), y)
+    # feature subsampling makes the seed matter, as bagging does in a forest
+    model = HistGradientBoostingClassifier(max_iter=change.max_iter, max_depth=change.max_depth,
+                                           max_features=0.5, early_stopping=False,
+                                           random_state=seed)
+    return Fitted(model.fit(X[:, columns], y), columns)
+
+
+def metric_values(task: Task, y: np.ndarray, scores: ClassScores) -> dict[str, float]:
+    """The three metrics on all of `y` (the fresh rows), by the gate's own scorer."""
+    values = {}
+    for name, direction, _ in METRICS:
+        spec = MetricSpec(name, direction, average=task.average)
+        part, _ = classmetrics.parts(spec, y, scores, scores)
+        values[name] = resample.point(part, len(y))
+    return values
+
+
+def config_for(name: str, direction: str, resamples: int) -> Config:
+    rule = MetricRule(name=name, direction=direction, tolerance_rel=TOLERANCE_REL)
+    return Config(model=ModelConfig(name="bench"),
+                  compare=CompareConfig(policy="significant", confidence=0.95,
+                                        resamples=resamples, seed=0),
+                  metrics=(rule,), primary_metric=name)
+
+
+def run_task(task: Task, resamples: int, seeds: int, case_seeds: int,
+             changes: Sequence[Change]) -> TaskResult:
+    from threadpoolctl import threadpool_limits
+
+    start = time.perf_counter()
+    ranking = ranking_of(task)
+    # one OpenMP thread: on two shared cores, more threads only wait for each other
+    with threadpool_limits(1):
+        champion = fit(SEED_ONLY, task, CHAMPION_SEED, ranking)
+        champion_eval = champion.scores(task.X_eval)
+        champion_true = metric_values(task, task.y_fresh, champion.scores(task.X_fresh))
+    specs = [MetricSpec(name, direction, average=task.average)
+             for name, direction, _ in METRICS]
+    configs = {name: config_for(name, direction, resamples) for name, direction, _ in METRICS}
+
+    def case(change: Change, seed: int) -> Case:
+        with threadpool_limits(1):
+            cand = fit(change, task, seed, ranking)
+            true = metric_values(task, task.y_fresh, cand.scores(task.X_fresh))
+            cand_eval = cand.scores(task.X_eval)
+        effect = {name: worsening(direction, champion_true[name], true[name])
+                  / abs(champion_true[name]) for name, direction, _ in METRICS}
+        paired = stats.paired_bootstraps(specs, task.y_eval, champion_eval,
+                                         cand_eval, confidence=0.95,
+                                         resamples=resamples, seed=0)
+        blocked, results = {}, {}
+        for name, _, mlflow_name in METRICS:
+            blocked[name], results[name] = judge(configs[name], paired[name], name,
+                                                 mlflow_name)
+        return Case(change, seed, effect, paired, results, blocked)
+
+    log(f"{task.name}: {seeds} seed-only retrains, {len(task.y_eval)} eval rows")
+    seed_cases = [case(SEED_ONLY, seed) for seed in range(1, seeds + 1)]
+    log(f"{task.name}: {len(changes)} regressions x {case_seeds} seeds")
+    reg_cases = [case(change, seed) for change in changes
+                 for seed in range(1, case_seeds + 1)]
+    return TaskResult(task, seed_cases, reg_cases, time.perf_counter() - start)
+
+
+def report(results: Sequence[TaskResult], resamples: int) -> list[str]:
+    out = ["### Classifiers: eval sets", "",
+           f"HistGradientBoostingClassifier (40 rounds, max_features 0.5), champion seed "
+           f"{CHAMPION_SEED}; `make_classification` (20 features, 8 informative, 5 % "
+           f"flipped labels); true effects on {FRESH_ROWS:,} fresh rows of the same draw; "
+           f"tolerance_rel {TOLERANCE_REL}, confidence 0.95, {resamples} resamples. "
+           "Multiclass f1 and roc_auc: macro average (roc_auc one-vs-rest).", "",
+           _sets(results)]
+    out += ["### Classifiers: false blocks (seed-only retrains)", "", _false_blocks(results)]
+    out += ["### Classifiers: block rate by true effect", "",
+            "Injected regressions by their true relative worsening against the allowance "
+            "(2 %) and allowance + mde. Target: `significant` blocks >= 95 % of the last "
+            "group.", "", _buckets(results)]
+    out += ["### Classifiers: block rate by regression", "", _per_change(results)]
+    out += ["### Classifiers: wall time", "", table(
+        ["task", "cases", "wall time (s)"],
+        [[r.task.name, len(r.seeds) + len(r.regressions), f"{r.seconds:.0f}"]
+         for r in results])]
+    return out
+
+
+def _sets(results: Sequence[TaskResult]) -> str:
+    rows = []
+    for r in results:
+        for name, _, _ in METRICS:
+            mde = [c.stat[name].mde / abs(c.stat[name].champion) for c in r.seeds]
+            effects = [c.true_effect[name] for c in r.seeds]
+            rows.append([r.task.name, name, len(r.task.y_eval), len(r.task.y_train),
+                         f"{r.seeds[0].stat[name].champion:.4f}" if r.seeds else "-",
+                         pct(statistics.median(mde)) if mde else "-",
+                         f"{100 * min(effects):+.1f} % .. {100 * max(effects):+.1f} %"
+                         if effects else "-"])
+    return table(["task", "metric", "eval rows", "train rows", "champion (eval rows)",
+                  "median mde (seed-only)", "seed-only true effect (min .. max)"], rows)
+
+
+def _false_blocks(results: Sequence[TaskResult]) -> str:
+    rows = [[r.task.name, name, len(r.seeds)] +
+            [rate(sum(c.blocked[name][m] for c in r.seeds), len(r.seeds)) for m in METHODS]
+            for r in results for name, _, _ in METRICS]
+    return table(["task", "metric", "retrains", *METHODS], rows)
+
+
+def _buckets(results: Sequence[TaskResult]) -> str:
+    rows = []
+    for r in results:
+        for name, _, _ in METRICS:
+            for bucket in BUCKETS:
+                cases = [c for c in r.regressions if c.bucket(name) == bucket]
+                if cases:
+                    rows.append([r.task.name, name, bucket, len(cases)] +
+                                [rate(sum(c.blocked[name][m] for c in cases), len(cases))
+                                 for m in METHODS])
+    return table(["task", "metric", "true effect", "cases", *METHODS], rows)
+
+
+def _per_change(results: Sequence[TaskResult]) -> str:
+    rows = []
+    for r in results:
+        by_change: dict[Change, list[Case]] = defaultdict(list)
+        for c in r.regressions:
+            by_change[c.change].append(c)
+        for change, cases in by_change.items():
+            effects = [f"{100 * statistics.median(c.true_effect[n] for c in cases):+.1f} %"
+                       for n, _, _ in METRICS]
+            blocks = [f"{100 * sum(c.blocked[n]['significant'] for c in cases) / len(cases):.0f} %"
+                      for n, _, _ in METRICS]
+            rows.append([r.task.name, change.kind, change.level, len(cases), *effects, *blocks])
+    names = [n for n, _, _ in METRICS]
+    return table(["task", "kind", "level", "cases", *[f"true {n}" for n in names],
+                  *[f"significant blocks {n}" for n in names]], rows)
