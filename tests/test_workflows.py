@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from tests.fake_github import FakeGitHub
-from tests.workflow_runner import (Context, JobResult, WorkflowError, WorkflowRunner,
-                                   dispatch_event, pull_request_event, push_event)
+from tests.workflow_runner import (Context, JobResult, RunResult, WorkflowError,
+                                   WorkflowRunner, dispatch_event, pull_request_event,
+                                   push_event)
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -35,7 +36,11 @@ PROMOTER_PASSWORD = "promoter-Secret-Password-7782"
 SEED_ARGS = ("--n-estimators", "3", "--max-depth", "2")
 WORSE_ARGS = "--n-estimators 1 --max-depth 1"
 BETTER_ARGS = "--n-estimators 5 --max-depth 3"
-FILES = ("gate", "train_model.py", "gate.toml", "requirements.txt", "action.yml", ".github")
+FILES = ("gate", "train_model.py", "gate.toml", "requirements.txt", "action.yml", ".github",
+         "tests", "bench", ".flake8", "pytest.ini")
+TEST_COMMAND = "python -m pytest -q -p no:cacheprovider tests/test_decide.py"
+FORK_SHA = "5" * 40
+HOSTILE_RUN_NAME = "worse##[stop-commands]gate-silenced"
 
 
 def load(name: str) -> dict[str, Any]:
@@ -53,7 +58,7 @@ def workflow_files() -> list[str]:
     return sorted(p.name for p in WORKFLOWS.glob("*.yml"))
 
 
-# --- the story: seed, PR (worse), fork PR, push (better), rollback ----------------------
+# --- the story: seed, PR (worse), fork PR, check-pr, push (better), rollback ------------
 
 @dataclass
 class Story:
@@ -64,15 +69,33 @@ class Story:
     runs_before_fork: int
     runs_after_fork: int
     fork_comments: int
-    pr: JobResult
-    fork: JobResult
-    check_pr: JobResult
-    main: JobResult
+    pr_run: RunResult
+    fork_run: RunResult
+    check_pr_run: RunResult
+    main_run: RunResult
     promoted_version: str
     rollback: JobResult
     production_after_rollback: str
     forced_without_reason: JobResult
     production_after_forced: str
+    evil_ran: bool
+    fork_trainer_wrote_env: bool
+
+    @property
+    def pr(self) -> JobResult:
+        return self.pr_run.jobs["model/gate"]
+
+    @property
+    def fork(self) -> JobResult:
+        return self.fork_run.jobs["model/gate"]
+
+    @property
+    def check_pr(self) -> JobResult:
+        return self.check_pr_run.jobs["check-pr/gate"]
+
+    @property
+    def main(self) -> JobResult:
+        return self.main_run.jobs["model/gate"]
 
 
 def _client(server: str) -> Any:
@@ -107,15 +130,15 @@ def _seed(workspace: Path, server: str) -> str:
 
 
 def _runner(workspace: Path, name: str, github: FakeGitHub, server: str,
-            train_args: str = "") -> WorkflowRunner:
+            train_args: str = "", trees: dict[str, Path] | None = None) -> WorkflowRunner:
     return WorkflowRunner(
         workspace / ".github" / "workflows" / name, workspace, python_bin=PYTHON_BIN,
         secrets={"MLFLOW_TRACKING_URI": server, "MLFLOW_TRACKING_USERNAME": "ci-pr",
                  "MLFLOW_TRACKING_PASSWORD": PR_PASSWORD},
         environment_secrets={"production": {"MLFLOW_TRACKING_USERNAME": "ci-promoter",
                                             "MLFLOW_TRACKING_PASSWORD": PROMOTER_PASSWORD}},
-        variables={"TRAIN_ARGS": train_args}, api_url=github.url, token=github.token,
-        timeout=300)
+        variables={"TRAIN_ARGS": train_args, "GATE_TEST_COMMAND": TEST_COMMAND},
+        api_url=github.url, token=github.token, timeout=300, trees=trees)
 
 
 def _only_job(result: Any) -> JobResult:
@@ -125,42 +148,80 @@ def _only_job(result: Any) -> JobResult:
     return ran[0]
 
 
-@pytest.fixture(scope="module")
-def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
-    workspace = tmp_path_factory.mktemp("workflows") / "repo"
-    workspace.mkdir()
+def _copy_repo(target: Path) -> Path:
+    target.mkdir(parents=True)
     for name in FILES:
         source = ROOT / name
         if source.is_dir():
-            shutil.copytree(source, workspace / name,
+            shutil.copytree(source, target / name,
                             ignore=shutil.ignore_patterns("__pycache__"))
         else:
-            shutil.copy2(source, workspace / name)
+            shutil.copy2(source, target / name)
+    return target
+
+
+# The fork's trainer under review tries everything a trainer can do to the job it runs in:
+# loosen the thresholds, replace the gate and its action, plant BASH_ENV and PYTHONPATH for
+# later steps. Then it trains the worse model as asked. None of it may reach the gate.
+EVIL_TRAINER = r"""
+import os, pathlib, subprocess, sys
+here = pathlib.Path.cwd()
+evil = pathlib.Path(os.environ["RUNNER_TEMP"]).parent / "evil-ran"
+(here / "gate.toml").write_text((here / "gate.toml").read_text()
+                                .replace("tolerance_rel = 0.02", "tolerance_rel = 100.0"))
+(here / "gate" / "decide.py").write_text("raise SystemExit(0)\n")
+(here / "evil.sh").write_text(f"touch {evil}\n")
+with open(os.environ["GITHUB_ENV"], "a") as env:
+    env.write(f"BASH_ENV={here / 'evil.sh'}\nPYTHONPATH={here}\n")
+sys.exit(subprocess.call([sys.executable, "real_train_model.py", *sys.argv[1:]]))
+"""
+
+
+def _fork_tree(workspace: Path) -> Path:
+    fork = _copy_repo(workspace.parent / "fork")
+    (fork / "real_train_model.py").write_text((fork / "train_model.py").read_text())
+    (fork / "train_model.py").write_text(EVIL_TRAINER)
+    # the pull request also proposes looser thresholds through gate.toml
+    toml = fork / "gate.toml"
+    toml.write_text(toml.read_text().replace("max = 70.0", "max = 700.0"))
+    return fork
+
+
+@pytest.fixture(scope="module")
+def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
+    workspace = _copy_repo(tmp_path_factory.mktemp("workflows") / "repo")
+    fork_tree = _fork_tree(workspace)
     server = mlflow_server
     with FakeGitHub() as github:
         seed_version = _seed(workspace, server)
-
-        with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
-            pr = _only_job(runner.run("pull_request", pull_request_event(7, REPO),
-                                      actor="contributor"))
+        github.add_pull(REPO, 7, head_sha="1" * 40, files=["README.md", "train_model.py"])
+        with _runner(workspace, PR_WORKFLOW, github, server,
+                     f"{WORSE_ARGS} --run-name {HOSTILE_RUN_NAME}") as runner:
+            pr = runner.run("pull_request", pull_request_event(7, REPO), actor="contributor")
         after_pr = _production(server)
 
         before = _run_count(server)
         with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
             event = pull_request_event(8, REPO, head_repo="stranger/model-gate",
-                                       author="stranger")
-            fork = _only_job(runner.run("pull_request", event, actor="stranger"))
+                                       author="stranger", head_sha=FORK_SHA)
+            fork = runner.run("pull_request", event, actor="stranger")
         after = _run_count(server)
         fork_comments = len(github.comments(REPO, 8))
 
         # A maintainer reviewed the fork's commit and gates it by hand.
-        with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS) as runner:
-            check_pr = _only_job(runner.run(
-                "workflow_dispatch", dispatch_event(REPO, {}),
-                inputs={"action": "check-pr", "pr": "8", "sha": "5" * 40}))
+        github.add_pull(REPO, 8, head_sha=FORK_SHA, head_ref="stranger-idea",
+                        head_repo="stranger/model-gate", files=["train_model.py"])
+        with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS,
+                     trees={FORK_SHA: fork_tree}) as runner:
+            check_pr = runner.run("workflow_dispatch", dispatch_event(REPO, {}),
+                                  inputs={"action": "check-pr", "pr": "8", "sha": FORK_SHA})
+            assert check_pr.run_dir is not None
+            evil_ran = (check_pr.run_dir / "evil-ran").exists()
+            wrote_env = any("evil.sh" in p.read_text()
+                            for p in check_pr.run_dir.glob("*.env"))
 
         with _runner(workspace, MAIN_WORKFLOW, github, server, BETTER_ARGS) as runner:
-            main = _only_job(runner.run("push", push_event(REPO)))
+            main = runner.run("push", push_event(REPO))
         promoted = _production(server)
 
         with _runner(workspace, MANUAL_WORKFLOW, github, server) as runner:
@@ -178,10 +239,12 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
         yield Story(server=server, github=github, seed_version=seed_version,
                     production_after_pr=after_pr, runs_before_fork=before,
-                    runs_after_fork=after, fork_comments=fork_comments, pr=pr, fork=fork,
-                    check_pr=check_pr, main=main, promoted_version=promoted,
-                    rollback=rollback, production_after_rollback=after_rollback,
-                    forced_without_reason=forced, production_after_forced=after_forced)
+                    runs_after_fork=after, fork_comments=fork_comments, pr_run=pr,
+                    fork_run=fork, check_pr_run=check_pr, main_run=main,
+                    promoted_version=promoted, rollback=rollback,
+                    production_after_rollback=after_rollback,
+                    forced_without_reason=forced, production_after_forced=after_forced,
+                    evil_ran=evil_ran, fork_trainer_wrote_env=wrote_env)
 
 
 def _comments(story: Story, pr: int) -> list[dict[str, Any]]:
@@ -189,12 +252,17 @@ def _comments(story: Story, pr: int) -> list[dict[str, Any]]:
 
 
 def test_pr_with_a_worse_model_fails_the_check_and_comments_once(story: Story) -> None:
+    run = story.pr_run
+    assert [(j.job_id, j.conclusion) for j in run.ran] == [
+        ("model/plan", "success"), ("model/lint", "success"), ("model/train", "success"),
+        ("model/gate", "failure")]
     job = story.pr
-    assert job.conclusion == "failure"
+    assert job.name == "model / gate"           # the check branch protection requires
     gate = job.step("Gate")
     assert gate.exit_code == 1
     assert gate.outputs["verdict"] == "blocked"
     assert gate.outputs["passed"] == "false"
+    assert gate.outputs["failed-metrics"].split()
     assert "blocked" in job.summary.lower()
     comments = _comments(story, 7)
     assert len(comments) == 1
@@ -203,14 +271,45 @@ def test_pr_with_a_worse_model_fails_the_check_and_comments_once(story: Story) -
     # a pull request never registers or promotes
     assert gate.outputs["promoted-version"] == ""
     assert story.production_after_pr == story.seed_version
+    assert run.jobs["model"].outputs["verdict"] == "blocked"
+
+
+def test_lint_and_tests_run_before_training(story: Story) -> None:
+    lint = story.pr_run.jobs["model/lint"]
+    assert [s.name for s in lint.steps if s.outcome == "success"][-2:] == ["Lint", "Test"]
+    assert "passed" in lint.log             # pytest's own summary line
+    assert lint.secrets == () and lint.permissions == {}
+
+
+def test_the_verdict_and_report_are_kept_as_an_artifact(story: Story) -> None:
+    artifact = story.pr_run.artifacts[f"model-gate-{MODEL}"]
+    verdict = json.loads((artifact / "verdict.json").read_text())
+    assert verdict["status"] == "blocked" and verdict["candidate_run_id"]
+    report = (artifact / "report.md").read_text()
+    assert "blocked" in report.lower()
+    assert report in story.pr.summary         # the job summary still has it
+
+
+def test_run_text_cannot_issue_workflow_commands(story: Story) -> None:
+    job = story.pr
+    assert HOSTILE_RUN_NAME in _comments(story, 7)[0]["body"]      # shown, as text
+    assert "##[" not in job.raw_output          # nothing the runner would act on
+    # stop-commands did not swallow the gate's annotations
+    assert any(a.level == "error" and "rmse" in a.message.lower() + a.title.lower()
+               for a in job.annotations)
 
 
 def test_fork_pr_reports_skipped_without_secrets_or_mlflow(story: Story) -> None:
+    run = story.fork_run
+    assert run.jobs["model/lint"].conclusion == "skipped"
+    assert run.jobs["model/train"].conclusion == "skipped"
+    plan = run.jobs["model/plan"]
+    # nothing from the fork is installed, nothing is even checked out
+    assert [s.name for s in plan.steps if s.outcome != "skipped"] == ["Who asks", "Plan"]
     job = story.fork
     assert job.conclusion == "success"
-    assert job.step("Train").outcome == "skipped"
     assert job.step("Gate").outcome == "skipped"
-    skipped = job.step("Skipped")
+    skipped = job.step("Not gated")
     assert skipped.outcome == "success" and skipped.exit_code == 0
     assert skipped.outputs["verdict"] == "skipped"
     assert "skipped" in job.summary.lower()
@@ -221,20 +320,40 @@ def test_fork_pr_reports_skipped_without_secrets_or_mlflow(story: Story) -> None
     assert story.runs_after_fork == story.runs_before_fork
 
 
-def test_maintainer_gates_a_reviewed_fork_commit_by_hand(story: Story) -> None:
-    job = story.check_pr
-    assert job.job_id == "check-pr" and job.environment is None
-    assert job.conclusion == "failure"
+def test_check_pr_trains_the_reviewed_commit_apart_from_the_gate(story: Story) -> None:
+    run = story.check_pr_run
+    train, job = run.jobs["check-pr/train"], story.check_pr
+    assert train.checkouts == [(".", FORK_SHA)] and train.permissions == {}
+    assert "GITHUB_TOKEN" not in train.raw_output
+    # the gate ran on its own runner from main's checkout: the fork's trainer rewrote
+    # gate.toml, gate/ and $GITHUB_ENV in vain
+    assert job.checkouts[0] == (".", "4" * 40)
+    assert story.fork_trainer_wrote_env and not story.evil_ran
+    assert job.conclusion == "failure" and job.environment is None
     assert job.step("Gate").outputs["verdict"] == "blocked"
     comments = _comments(story, 8)
     assert len(comments) == 1 and "blocked" in comments[0]["body"].lower()
+
+
+def test_check_pr_reports_the_fork_commit_and_its_config_change(story: Story) -> None:
+    run_id = story.check_pr.step("Gate").outputs["candidate-run-id"]
+    tags = _client(story.server).get_run(run_id).data.tags
+    assert tags["git.commit"] == FORK_SHA and tags["git.branch"] == "stranger-idea"
+    assert tags["github.pr"] == "8"
+    body = _comments(story, 8)[0]["body"]
+    assert "changes the gate's config" in body
+    assert "-max = 70.0" in body and "+max = 700.0" in body
+    assert "judges this run" in body
+    assert FORK_SHA[:12] in body
 
 
 def test_push_to_main_with_a_better_model_promotes_it(story: Story) -> None:
     job = story.main
     assert job.conclusion == "success"
     assert job.environment == "production"
-    gate = job.step("Gate and promote")
+    # training ran with the log-runs user, outside the promoter's environment
+    assert story.main_run.jobs["model/train"].environment is None
+    gate = job.step("Gate")
     assert gate.outputs["verdict"] == "passed"
     assert gate.outputs["champion-version"] == story.seed_version
     assert gate.outputs["promoted-version"] == story.promoted_version
@@ -247,6 +366,10 @@ def test_dispatch_rollback_moves_production_back(story: Story) -> None:
     assert story.rollback.conclusion == "success"
     assert story.rollback.environment == "production"
     assert story.production_after_rollback == story.seed_version
+    outputs = story.rollback.step("gate").outputs
+    assert outputs["verdict"] == "rolled_back"
+    assert outputs["promoted-version"] == story.seed_version
+    assert outputs["champion-version"] == story.promoted_version
 
 
 def test_dispatch_forced_promotion_without_a_reason_is_refused(story: Story) -> None:
@@ -260,8 +383,8 @@ def test_dispatch_forced_promotion_without_a_reason_is_refused(story: Story) -> 
 
 
 def test_secrets_never_reach_logs_summaries_or_comments(story: Story) -> None:
-    jobs = (story.pr, story.fork, story.check_pr, story.main, story.rollback,
-            story.forced_without_reason)
+    jobs = [j for run in (story.pr_run, story.fork_run, story.check_pr_run, story.main_run)
+            for j in run.ran] + [story.rollback, story.forced_without_reason]
     seen = "\n".join(j.log + j.summary for j in jobs)
     seen += "\n".join(c["body"] for pr in (7, 8) for c in _comments(story, pr))
     for secret in (PR_PASSWORD, PROMOTER_PASSWORD, story.github.token):
