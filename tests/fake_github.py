@@ -166,9 +166,10 @@ class FakeGitHub:
                     if c.repo == repo and c.issue == issue]
 
     def writes(self) -> list[LoggedRequest]:
-        """Requests that changed something (POST and PATCH that succeeded)."""
-        return [r for r in self.requests
-                if r.method in ("POST", "PATCH") and 200 <= r.status < 300]
+        """Requests that changed something (POST and PATCH that succeeded; GraphQL
+        queries are POSTs that change nothing)."""
+        return [r for r in self.requests if r.method in ("POST", "PATCH")
+                and 200 <= r.status < 300 and r.path != "/graphql"]
 
     # --- faults -------------------------------------------------------------------------
     def fail_next(self, status: int, headers: dict[str, str] | None = None,

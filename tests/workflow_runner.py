@@ -631,10 +631,10 @@ class WorkflowRunner:
             suffix = f" ({', '.join(to_text(v) for v in combo.values())})" if combo else ""
             if "uses" in job:
                 outcomes.append(self._call(job_id, job, context, run, secrets,
-                                           key + suffix, names))
+                                           key + suffix, names, suffix))
             else:
                 outcomes.append(self._run_job(doc, job_id, job, context, run, secrets,
-                                              key + suffix, names))
+                                              key + suffix, names, suffix))
         result = "failure" if any(o.result == "failure" for o in outcomes) else "success"
         outputs: dict[str, str] = {}
         for outcome in outcomes:        # like GitHub: the last matrix job to set one wins
@@ -642,7 +642,7 @@ class WorkflowRunner:
         return _Done(result, outputs)
 
     def _call(self, job_id: str, job: Mapping[str, Any], context: Context, run: _Run,
-              secrets: Mapping[str, str], key: str, names: str) -> _Done:
+              secrets: Mapping[str, str], key: str, names: str, suffix: str) -> _Done:
         """A job that `uses:` a reusable workflow of this repository."""
         uses = str(job["uses"])
         if not uses.startswith("./.github/workflows/") or "@" in uses:
@@ -656,6 +656,7 @@ class WorkflowRunner:
         given = {k: context.value(v) for k, v in (job.get("with") or {}).items()}
         inputs = _typed_inputs(spec.get("inputs") or {}, given, uses)
         declared = spec.get("secrets") or {}
+        context.secrets = self._secrets_for(None, run, secrets)     # what the caller has
         passed = job.get("secrets")
         if passed == "inherit":
             called_secrets = dict(secrets)
@@ -669,7 +670,7 @@ class WorkflowRunner:
             if (meta or {}).get("required") and not called_secrets.get(name) \
                     and passed != "inherit":
                 raise WorkflowError(f"{uses}: secret {name} is required")
-        name = f"{names}{context.substitute(job.get('name', job_id))}"
+        name = f"{names}{context.substitute(job.get('name', job_id))}{suffix}"
         caller = JobResult(key, name, "success", permissions=job.get("permissions"),
                            concurrency=_resolve_concurrency(job.get("concurrency"), context),
                            call=True)
@@ -728,7 +729,7 @@ class WorkflowRunner:
 
     def _run_job(self, doc: Mapping[str, Any], job_id: str, job: Mapping[str, Any],
                  context: Context, run: _Run, base_secrets: Mapping[str, str], key: str,
-                 names: str) -> _Done:
+                 names: str, suffix: str) -> _Done:
         environment = job.get("environment")
         if isinstance(environment, dict):
             environment = environment.get("name")
@@ -741,7 +742,7 @@ class WorkflowRunner:
         context.github = dict(context.github, workspace=str(workspace))
         context.steps = {}
         context.status.update(success=True, failure=False)
-        result = JobResult(key, f"{names}{context.substitute(job.get('name', job_id))}",
+        result = JobResult(key, f"{names}{context.substitute(job.get('name', job_id))}{suffix}",
                            "success", environment=environment,
                            concurrency=_resolve_concurrency(job.get("concurrency"), context),
                            permissions=job.get("permissions"),
