@@ -91,3 +91,32 @@ def test_tag_run_refuses_what_is_not_a_run_id_or_sha(tmp_path: Path,
     assert ci.main(["tag-run", "--run-id", "x; rm -rf /", "--commit", HEAD], env) == 2
     assert ci.main(["tag-run", "--run-id", "a" * 32, "--commit", "main"], env) == 2
     assert "not an MLflow run id" in capsys.readouterr().err
+
+
+# --- the config diff a pull request proposes, in the report ------------------------------
+
+def test_the_config_diff_is_shown_as_an_inert_code_block(tmp_path: Path) -> None:
+    from gate.deliver import CONFIG_DIFF_LINES, with_config_diff
+    from gate.report import Report
+
+    diff = tmp_path / "config.diff"
+    diff.write_text("-max = 70.0\n+max = 700.0 # ```` <img src=x> @team\n" +
+                    "+x = 1\n" * (CONFIG_DIFF_LINES + 5))
+    report = with_config_diff(Report("# verdict\n", "# short\n"), str(diff))
+    for text in (report.markdown, report.without_details):
+        fence = "`````diff"
+        assert fence in text and text.rstrip().endswith("`````")
+        assert "changes the gate's config" in text and "base branch's config" in text
+        assert "... 6 more lines" in text
+    assert with_config_diff(Report("a", "b"), None) == Report("a", "b")
+    diff.write_text("")
+    assert with_config_diff(Report("a", "b"), str(diff)).markdown == "a"
+
+
+def test_an_unreadable_config_diff_is_bad_input(tmp_path: Path) -> None:
+    from gate.deliver import with_config_diff
+    from gate.errors import InputError
+    from gate.report import Report
+
+    with pytest.raises(InputError, match="--config-diff"):
+        with_config_diff(Report("a", "b"), str(tmp_path / "missing.diff"))
