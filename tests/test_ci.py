@@ -107,7 +107,7 @@ def test_the_config_diff_is_shown_as_an_inert_code_block(tmp_path: Path) -> None
         fence = "`````diff"
         assert fence in text and text.rstrip().endswith("`````")
         assert "changes the gate's config" in text and "base branch's config" in text
-        assert "... 6 more lines" in text
+        assert "... 7 more lines" in text      # 2 + N + 5 lines, N shown
     assert with_config_diff(Report("a", "b"), None) == Report("a", "b")
     diff.write_text("")
     assert with_config_diff(Report("a", "b"), str(diff)).markdown == "a"
