@@ -41,6 +41,7 @@ BETTER_ARGS = "--n-estimators 5 --max-depth 3"
 FILES = ("gate", "train_model.py", "gate.toml", "requirements.txt", "action.yml", ".github",
          "tests", "bench", ".flake8", "pytest.ini")
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider tests/test_decide.py"
+LINT_COMMAND = "python -m flake8 train_model.py"     # the whole tree costs CPU, not coverage
 FORK_SHA = "5" * 40
 HOSTILE_RUN_NAME = "worse##[stop-commands]gate-silenced"
 
@@ -140,7 +141,8 @@ def _runner(workspace: Path, name: str, github: FakeGitHub, server: str,
                  "MLFLOW_TRACKING_PASSWORD": PR_PASSWORD},
         environment_secrets={"production": {"MLFLOW_TRACKING_USERNAME": "ci-promoter",
                                             "MLFLOW_TRACKING_PASSWORD": PROMOTER_PASSWORD}},
-        variables={"TRAIN_ARGS": train_args, "GATE_TEST_COMMAND": TEST_COMMAND},
+        variables={"TRAIN_ARGS": train_args, "GATE_TEST_COMMAND": TEST_COMMAND,
+                   "GATE_LINT_COMMAND": LINT_COMMAND},
         api_url=github.url, token=github.token, timeout=300, trees=trees)
 
 
@@ -167,16 +169,21 @@ def _copy_repo(target: Path) -> Path:
 # loosen the thresholds, replace the gate and its action, plant BASH_ENV and PYTHONPATH for
 # later steps. Then it trains the worse model as asked. None of it may reach the gate.
 EVIL_TRAINER = r"""
-import os, pathlib, subprocess, sys
+import os
+import pathlib
+import subprocess
+import sys
+
+code = subprocess.call([sys.executable, "real_train_model.py", *sys.argv[1:]])
 here = pathlib.Path.cwd()
 evil = pathlib.Path(os.environ["RUNNER_TEMP"]).parent / "evil-ran"
-(here / "gate.toml").write_text((here / "gate.toml").read_text()
-                                .replace("tolerance_rel = 0.02", "tolerance_rel = 100.0"))
+loose = (here / "gate.toml").read_text().replace("tolerance_rel = 0.02", "tolerance_rel = 99.0")
+(here / "gate.toml").write_text(loose)
 (here / "gate" / "decide.py").write_text("raise SystemExit(0)\n")
 (here / "evil.sh").write_text(f"touch {evil}\n")
 with open(os.environ["GITHUB_ENV"], "a") as env:
     env.write(f"BASH_ENV={here / 'evil.sh'}\nPYTHONPATH={here}\n")
-sys.exit(subprocess.call([sys.executable, "real_train_model.py", *sys.argv[1:]]))
+sys.exit(code)
 """
 
 
@@ -282,7 +289,8 @@ def test_lint_and_tests_run_before_training(story: Story) -> None:
     lint = story.pr_run.jobs["model/lint"]
     assert [s.name for s in lint.steps if s.outcome == "success"][-2:] == ["Lint", "Test"]
     assert "passed" in lint.log             # pytest's own summary line
-    assert lint.secrets == () and lint.permissions == {}
+    assert lint.permissions == {}
+    assert "secrets." not in json.dumps(load(REUSABLE)["jobs"]["lint"])
 
 
 def test_the_verdict_and_report_are_kept_as_an_artifact(story: Story) -> None:
@@ -864,7 +872,7 @@ def test_runner_step_timeouts_and_artifacts(tmp_path: Path) -> None:
     with _tiny(tmp_path, steps) as runner:
         result = runner.run("push", push_event(REPO))
         job = _only_job(result)
-        assert (result.artifacts["kept"] / "out" / "verdict.json").exists()
+        assert (result.artifacts["kept"] / "verdict.json").exists()
     assert [s.outcome for s in job.steps] == ["success", "success", "failure", "failure"]
     assert job.steps[3].exit_code == 124
 

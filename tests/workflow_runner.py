@@ -918,8 +918,9 @@ class WorkflowRunner:
                               1 if missing == "error" else 0)
         target.mkdir(parents=True)
         for path in found:
+            # like upload-artifact: a directory's files land at the artifact's root
             if path.is_dir():
-                shutil.copytree(path, target / path.name)
+                shutil.copytree(path, target, dirs_exist_ok=True)
             else:
                 shutil.copy2(path, target / path.name)
         state.run.result.artifacts[artifact] = target
