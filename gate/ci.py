@@ -117,7 +117,8 @@ def tag_run(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
     if args.pr:
         tags["github.pr"] = str(args.pr)
     registry = Registry(resolve_tracking_uri())
-    with mlflow_errors(registry.uri, f"tagging run {args.run_id!r}"):
+    with mlflow_errors(registry.uri, f"tagging run {args.run_id!r}",
+                       "EDIT on the run's experiment (the log-runs user has it)"):
         for key, value in tags.items():
             registry.client.set_tag(args.run_id, key, value)
     return {"commit": args.commit}

@@ -461,8 +461,13 @@ class GitHubClient:
         ids = [i for i in node_ids if i]
         if not ids:
             return set()
-        data = self.graphql("query($ids: [ID!]!) { nodes(ids: $ids) "
-                            "{ ... on IssueComment { id isMinimized } } }", {"ids": ids})
+        try:
+            data = self.graphql("query($ids: [ID!]!) { nodes(ids: $ids) "
+                                "{ ... on IssueComment { id isMinimized } } }", {"ids": ids})
+        except GitHubError as exc:
+            if exc.status not in (403, 404) or exc.transient:
+                raise
+            return set()        # no GraphQL for this token: edit as before, never fail
         return {str(node.get("id")) for node in data.get("nodes") or []
                 if isinstance(node, dict) and node.get("isMinimized") is True}
 

@@ -556,6 +556,8 @@ def test_without_graphql_an_installation_token_is_the_actions_bot():
     with FakeGitHub(installation=True, graphql=False) as fake:
         client = GitHubClient(fake.url, fake.token, sleep=Waits())
         assert client.login() == "github-actions[bot]"
+        client.upsert_comment(REPO, PR, "one", MARKER)
+        assert client.upsert_comment(REPO, PR, "two", MARKER) == "updated"
 
 
 def test_the_graphql_url_of_enterprise_server_sits_beside_the_rest_api():
