@@ -143,7 +143,8 @@ def _runner(workspace: Path, name: str, github: FakeGitHub, server: str,
                                             "MLFLOW_TRACKING_PASSWORD": PROMOTER_PASSWORD}},
         variables={"TRAIN_ARGS": train_args, "GATE_TEST_COMMAND": TEST_COMMAND,
                    "GATE_LINT_COMMAND": LINT_COMMAND},
-        api_url=github.url, token=github.token, timeout=300, trees=trees)
+        api_url=github.url, token=github.token, timeout=300, trees=trees,
+        artifact_dir=workspace.parent / "artifacts")
 
 
 def _only_job(result: Any) -> JobResult:

@@ -517,7 +517,8 @@ class WorkflowRunner:
                  variables: Mapping[str, str] | None = None,
                  api_url: str = "https://api.github.com", token: str = "ghs_runner",
                  timeout: float = DEFAULT_TIMEOUT,
-                 trees: Mapping[str, Path] | None = None) -> None:
+                 trees: Mapping[str, Path] | None = None,
+                 artifact_dir: Path | None = None) -> None:
         self.workflow_path = workflow
         self.doc = yaml.safe_load(workflow.read_text())
         # YAML 1.1 reads the bare key `on` as True.
@@ -529,6 +530,8 @@ class WorkflowRunner:
         self.api_url, self.token, self.timeout = api_url, token, timeout
         self.trees = dict(trees or {})
         self._tmp = Path(tempfile.mkdtemp(prefix="workflow-runner-"))
+        # uploads outlive the runner only when kept somewhere of the caller's
+        self.artifact_dir = artifact_dir or self._tmp / "artifacts"
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -899,7 +902,7 @@ class WorkflowRunner:
     def _upload(self, with_values: Mapping[str, str], state: _JobState, name: str,
                 step_id: str | None) -> StepResult:
         artifact = with_values.get("name") or "artifact"
-        target = state.run_dir / "artifacts" / artifact
+        target = self.artifact_dir / state.run_dir.name / artifact
         if artifact in state.run.result.artifacts:
             # upload-artifact v4+ refuses a second artifact of the same name in one run
             state.record(name, f"##[error]an artifact named {artifact} already exists\n")
