@@ -510,6 +510,7 @@ def test_a_docs_only_pull_request_skips_the_model_and_still_reports(extras: Extr
     assert gate.conclusion == "success" and gate.name == "model / gate"
     assert gate.step("Not gated").outputs["verdict"] == "skipped"
     assert "none of the 2 changed files" in gate.summary
+    assert "Nothing to gate" in gate.summary and "check-pr" not in gate.summary
 
 
 def test_check_pr_refuses_a_sha_that_is_not_the_head(extras: Extras) -> None:
