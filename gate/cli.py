@@ -13,7 +13,7 @@ import traceback
 from typing import Sequence
 
 from gate import config as config_mod
-from gate import deliver, github
+from gate import deliver, github, runner_log
 from gate.errors import GateError, InputError
 from gate.tracking import apply_client_defaults, redact_uri, resolve_tracking_uri
 
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--against", metavar="RUN_ID|vN",
                        help="compare with this run or version instead of Production "
                             "(never promotes)")
+    check.add_argument("--config-diff", metavar="FILE", help="a diff of the config a pull "
+                       "request proposes; the report shows it beside the verdict")
     _outputs(check)
 
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
@@ -86,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     skip.add_argument("--reason", required=True)
     skip.add_argument("--model-name", default="model")
     skip.add_argument("--summary", metavar="PATH")
+    skip.add_argument("--next", help="what to do about it (default: how to run the gate)")
+    skip.add_argument("--comment", action="store_true",
+                      help="also post it as the PR comment (replaces an older verdict)")
+    skip.add_argument("--pr", type=int, help="PR number (default: from the event file)")
     return parser
 
 
@@ -191,11 +197,11 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _skip(args: argparse.Namespace) -> int:
-    from gate.report import render_skipped
+    from gate.report import Report, render_skipped
 
-    how = ("A maintainer can run it after review: Actions → model-gate manual → "
-           "`check-pr` with the PR number and the reviewed commit SHA, or locally "
-           "`python -m gate check --run-id RUN`.")
+    how = args.next or ("A maintainer can run it after review: Actions → model-gate manual → "
+                        "`check-pr` with the PR number and the reviewed commit SHA, or "
+                        "locally `python -m gate check --run-id RUN`.")
     markdown = render_skipped(args.reason, args.model_name, how)
     sys.stdout.write(markdown)
     github.write_summary(markdown, args.summary or os.environ.get("GITHUB_STEP_SUMMARY"))
@@ -203,6 +209,10 @@ def _skip(args: argparse.Namespace) -> int:
                           "champion_version": "", "promoted_version": "",
                           "failed_metrics": ""}, os.environ.get("GITHUB_OUTPUT"))
     print(github.notice(f"Model gate skipped: {args.reason}", title="model gate"))
+    if args.comment:
+        # A sticky verdict from an earlier commit must not outlive a run that judged nothing.
+        deliver.post_comment(Report(markdown, markdown), args.model_name,
+                             deliver.Targets(comment=True, pr=args.pr), sys.stdout, os.environ)
     return 0
 
 
@@ -215,5 +225,6 @@ def _quiet_mlflow() -> None:
 def _mask_secrets() -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
+    runner_log.guard_streams()
     for line in github.mask_lines(deliver.secrets_in(os.environ)):
         print(line)

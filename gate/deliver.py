@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 from urllib.parse import urlsplit
@@ -17,6 +18,8 @@ from gate.decide import Verdict
 from gate.errors import GateError, InfraError, InputError, echo
 from gate.report import Report, marker
 
+CONFIG_DIFF_LINES = 200     # a longer diff is cut: the comment has a size limit
+
 
 @dataclass(frozen=True)
 class Targets:
@@ -24,13 +27,15 @@ class Targets:
     summary_path: str | None = None
     comment: bool = False
     pr: int | None = None
+    config_diff: str | None = None
 
 
 def targets_from(args: Any, environ: Mapping[str, str] = os.environ) -> Targets:
     summary = getattr(args, "summary", None) or environ.get("GITHUB_STEP_SUMMARY") or None
     return Targets(json_path=getattr(args, "json", None), summary_path=summary,
                    comment=bool(getattr(args, "comment", False)),
-                   pr=getattr(args, "pr", None))
+                   pr=getattr(args, "pr", None),
+                   config_diff=getattr(args, "config_diff", None))
 
 
 def verdict_json(verdict: Verdict, promoted_version: str | None,
@@ -107,6 +112,7 @@ def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
             data: Mapping[str, Any], out: TextIO | None = None,
             environ: Mapping[str, str] = os.environ) -> None:
     out = out or sys.stdout
+    report = with_config_diff(report, targets.config_diff)
     # a terminal or a CI log gets plain text; the summary and the comment get markdown
     out.write(report.text or report.markdown)
     write_json(targets.json_path, data)
@@ -117,6 +123,35 @@ def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
             print(line, file=out)
     if targets.comment:
         post_comment(report, model_name, targets, out, environ)
+
+
+def with_config_diff(report: Report, path: str | None) -> Report:
+    """The report with the config change a pull request proposes, when there is one.
+
+    In CI the check runs with the base branch's config, so a pull request cannot loosen
+    the thresholds that judge it; the diff shows reviewers what would change after merge.
+    """
+    if not path:
+        return report
+    try:
+        diff = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"--config-diff {path}: cannot read: {exc.strerror}") from None
+    if not diff.strip():
+        return report
+    lines = diff.splitlines()
+    if len(lines) > CONFIG_DIFF_LINES:
+        lines = lines[:CONFIG_DIFF_LINES] + [f"... {len(lines) - CONFIG_DIFF_LINES} more lines"]
+    # The diff is the pull request's text: a fence longer than any backtick run in it
+    # keeps it a code block.
+    longest = max((len(run) for run in re.findall(r"`+", diff)), default=0)
+    fence = "`" * max(3, longest + 1)
+    section = ("\n#### The pull request changes the gate's config\n\n"
+               "Judged by the base branch's config, as it stands before this pull request; "
+               "the change below applies once it is merged (and code owners approved it).\n\n"
+               f"{fence}diff\n" + "\n".join(lines) + f"\n{fence}\n")
+    return replace(report, markdown=report.markdown.rstrip("\n") + "\n" + section,
+                   without_details=report.without_details.rstrip("\n") + "\n" + section)
 
 
 def step_outputs(data: Mapping[str, Any]) -> dict[str, str]:
@@ -149,7 +184,8 @@ def post_comment(report: Report, model_name: str, targets: Targets, out: TextIO,
         if not token or not repo:
             raise InputError("GITHUB_TOKEN and GITHUB_REPOSITORY are needed")
         client = github.GitHubClient(environ.get("GITHUB_API_URL", "https://api.github.com"),
-                                     token, max_wait=_max_wait(environ))
+                                     token, max_wait=_max_wait(environ),
+                                     graphql_url=environ.get("GITHUB_GRAPHQL_URL") or None)
         body = github.fit_comment(report.markdown, report.without_details)
         action = client.upsert_comment(repo, pr, body, marker(model_name))
     except GateError as exc:
@@ -159,11 +195,11 @@ def post_comment(report: Report, model_name: str, targets: Targets, out: TextIO,
 
 
 def _max_wait(environ: Mapping[str, str]) -> float:
-    """Seconds the comment may spend retrying GitHub (GATE_GITHUB_MAX_WAIT, default 60)."""
+    """Seconds the comment may spend retrying GitHub (GATE_GITHUB_MAX_WAIT, default 120)."""
     try:
-        return max(0.0, float(environ.get("GATE_GITHUB_MAX_WAIT", "60")))
+        return max(0.0, float(environ.get("GATE_GITHUB_MAX_WAIT", github.DEFAULT_MAX_WAIT)))
     except ValueError:
-        return 60.0
+        return github.DEFAULT_MAX_WAIT
 
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:

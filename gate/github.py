@@ -27,6 +27,10 @@ DEFAULT_BOT_LOGIN = "github-actions[bot]"
 MIN_MASK_LENGTH = 4             # see mask_lines
 MAX_ATTEMPTS = 8                # next to the time budget, so Retry-After: 0 cannot spin
 SECONDARY_RATE_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit names no time
+# Room for one secondary-rate-limit wait plus the failed attempts and backoffs around it:
+# a budget of exactly SECONDARY_RATE_LIMIT_WAIT never retried, as the attempt's own time
+# counts too.
+DEFAULT_MAX_WAIT = 2 * SECONDARY_RATE_LIMIT_WAIT
 TRUNCATION_NOTE = "\n\n_Report truncated to fit GitHub's comment size limit; " \
                   "the job summary has the full report._\n"
 
@@ -246,10 +250,11 @@ class GitHubClient:
     injectable so tests need not wait.
     """
 
-    def __init__(self, api_url: str, token: str, *, timeout: float = 10, max_wait: float = 60,
+    def __init__(self, api_url: str, token: str, *, timeout: float = 10,
+                 max_wait: float = DEFAULT_MAX_WAIT,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random,
-                 login: str | None = None) -> None:
+                 login: str | None = None, graphql_url: str | None = None) -> None:
         token = (token or "").strip()
         if not token:
             raise ConfigError("GITHUB_TOKEN is empty: the PR comment needs a token")
@@ -257,6 +262,7 @@ class GitHubClient:
         if not all(33 <= ord(ch) <= 126 for ch in token):
             raise ConfigError("GITHUB_TOKEN contains characters a token cannot have")
         self.api_url = api_url.rstrip("/")
+        self.graphql_url = (graphql_url or _graphql_url(self.api_url)).rstrip("/")
         self.timeout = timeout
         self.max_wait = max_wait
         self._token = token
@@ -292,7 +298,7 @@ class GitHubClient:
         if path.startswith("/"):
             return self.api_url + path
         # Link headers give absolute URLs; the token goes to the API host and nowhere else.
-        if path.startswith(self.api_url + "/"):
+        if path.startswith(self.api_url + "/") or path == self.graphql_url:
             return path
         raise GitHubError("GitHub API: refusing to send the token to a URL outside "
                           f"{self.api_url}")
@@ -310,7 +316,7 @@ class GitHubClient:
         if idempotent is None:
             idempotent = method != "POST"
         url = self._url(path)
-        where = f"{method} {url[len(self.api_url):].split('?', 1)[0]}"
+        where = f"{method} {url.removeprefix(self.api_url).split('?', 1)[0]}"
         if kw.get("timeout") is None:
             kw["timeout"] = self.timeout
         for attempt in range(MAX_ATTEMPTS):
@@ -352,14 +358,69 @@ class GitHubClient:
             try:
                 self._login = str(self.request("GET", "/user").json()["login"])
             except GitHubError as exc:
-                # GITHUB_TOKEN is an installation token: /user refuses it, and its
-                # comments are authored by the Actions bot.
+                # Installation tokens (GITHUB_TOKEN, a GitHub App's) get 403 from /user;
+                # GraphQL's viewer names the app's bot, e.g. "my-app[bot]".
                 if exc.status not in (403, 404) or exc.transient:
                     raise
-                self._login = DEFAULT_BOT_LOGIN
+                self._login = self._viewer_login()
             except (ValueError, KeyError, TypeError):
                 raise GitHubError("GitHub API: GET /user answered without a login") from None
         return self._login
+
+    def _viewer_login(self) -> str:
+        try:
+            data = self.graphql("query { viewer { login } }")
+        except GitHubError as exc:
+            if exc.status not in (403, 404) or exc.transient:
+                raise
+            return DEFAULT_BOT_LOGIN        # no GraphQL here: GITHUB_TOKEN's own author
+        login = (data.get("viewer") or {}).get("login")
+        if not isinstance(login, str) or not login:
+            raise GitHubError("GitHub GraphQL: viewer has no login")
+        return login
+
+    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One GraphQL query (a read: retried like a GET); its `data`, or a GitHubError."""
+        response = self.request("POST", self.graphql_url, idempotent=True,
+                                json={"query": query, "variables": dict(variables or {})})
+        try:
+            answer = response.json()
+        except ValueError:
+            raise GitHubError("GitHub GraphQL answered with no JSON") from None
+        if not isinstance(answer, dict):
+            raise GitHubError("GitHub GraphQL answered with no object")
+        errors = answer.get("errors")
+        if errors:
+            first = errors[0] if isinstance(errors, list) and errors else {}
+            message = first.get("message") if isinstance(first, dict) else None
+            text = " ".join(str(message or "an error").split())[:300]
+            raise GitHubError(self._scrub(f"GitHub GraphQL: {text}"))
+        data = answer.get("data")
+        return data if isinstance(data, dict) else {}
+
+    def pull_request(self, repo: str, number: int) -> dict[str, Any]:
+        """GET /repos/{repo}/pulls/{number}."""
+        if not _REPO.match(repo):
+            raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
+        try:
+            data = self.request("GET", f"/repos/{repo}/pulls/{int(number)}").json()
+        except ValueError:
+            raise GitHubError(f"GitHub API: pull request #{number} answered with no JSON") \
+                from None
+        if not isinstance(data, dict):
+            raise GitHubError(f"GitHub API: pull request #{number} answered with no object")
+        return data
+
+    def pull_request_files(self, repo: str, number: int) -> list[str]:
+        """The paths a pull request changes (renames: both names); GitHub lists 3000 at most."""
+        if not _REPO.match(repo):
+            raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
+        paths: list[str] = []
+        for item in self._pages(f"/repos/{repo}/pulls/{int(number)}/files?per_page=100"):
+            if isinstance(item, dict):
+                paths += [str(item[k]) for k in ("filename", "previous_filename")
+                          if isinstance(item.get(k), str)]
+        return paths
 
     def _pages(self, path: str) -> Iterator[Any]:
         url: str | None = path
@@ -379,6 +440,7 @@ class GitHubClient:
     def _find_comment(self, repo: str, pr: int, marker: str,
                       login: str) -> dict[str, Any] | None:
         path = f"/repos/{repo}/issues/{pr}/comments?per_page=100"
+        ours = []
         for comment in self._pages(path):
             if not isinstance(comment, dict):
                 continue
@@ -387,8 +449,27 @@ class GitHubClient:
             # Only our own comment whose first line is exactly the marker: a
             # "<!-- model-gate:m-v2 -->" or a quote of our marker is someone else's.
             if author == login and _first_line(body) == marker:
-                return comment
-        return None
+                ours.append(comment)
+        hidden = self._minimized([str(c.get("node_id") or "") for c in ours])
+        # A comment a reviewer minimized stays as they left it: the newest one still
+        # shown is ours to edit, else a new one is posted.
+        shown = [c for c in ours if str(c.get("node_id") or "") not in hidden]
+        return shown[-1] if shown else None
+
+    def _minimized(self, node_ids: Sequence[str]) -> set[str]:
+        """The node ids among these that are minimized (REST does not say; GraphQL does)."""
+        ids = [i for i in node_ids if i]
+        if not ids:
+            return set()
+        try:
+            data = self.graphql("query($ids: [ID!]!) { nodes(ids: $ids) "
+                                "{ ... on IssueComment { id isMinimized } } }", {"ids": ids})
+        except GitHubError as exc:
+            if exc.status not in (403, 404) or exc.transient:
+                raise
+            return set()        # no GraphQL for this token: edit as before, never fail
+        return {str(node.get("id")) for node in data.get("nodes") or []
+                if isinstance(node, dict) and node.get("isMinimized") is True}
 
     def upsert_comment(self, repo: str, pr: int, body: str, marker: str) -> str:
         """Create, update or leave alone the one comment that starts with `marker`.
@@ -426,6 +507,13 @@ class GitHubClient:
                 self.request("PATCH", f"/repos/{repo}/issues/comments/{found['id']}",
                              json={"body": text})
         return "created"
+
+
+def _graphql_url(api_url: str) -> str:
+    # api.github.com/graphql, and on GitHub Enterprise Server HOST/api/graphql beside /api/v3
+    if api_url.endswith("/api/v3"):
+        return api_url[:-len("/v3")] + "/graphql"
+    return api_url + "/graphql"
 
 
 def _backoff(attempt: int, jitter: Callable[[], float]) -> float:

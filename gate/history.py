@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any, TextIO
 
-from gate import deliver
+from gate import deliver, github
 from gate.config import Config
 from gate.errors import InputError
 from gate.gating import metrics_from_tag, actor
@@ -54,6 +55,10 @@ def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO
         "gate.rolled_back_by": actor()})
     out.write(f"Rolled back {model.name}: Production (@{model.alias}) moved from "
               f"v{current} to v{previous}\n")
+    # The action's outputs: the version now in Production and the one it replaced.
+    github.write_outputs({"verdict": "rolled_back", "passed": "true", "candidate_run_id": "",
+                          "champion_version": current, "promoted_version": previous,
+                          "failed_metrics": ""}, os.environ.get("GITHUB_OUTPUT"))
     return 0
 
 

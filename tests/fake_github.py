@@ -1,8 +1,10 @@
 """A local stand-in for the parts of GitHub's REST API the gate uses.
 
-Data-backed, not scripted: comments live in memory, pagination follows GitHub's
-rules (per_page up to 100, RFC 5988 Link headers), and faults are queued to test
-retries. Register the `fake_github` fixture with `pytest_plugins = ["tests.fake_github"]`.
+Data-backed, not scripted: comments and pull requests live in memory, pagination
+follows GitHub's rules (per_page up to 100, RFC 5988 Link headers), GraphQL answers the
+two queries the gate sends (`viewer { login }`, and `nodes(ids:)` for a comment's
+`isMinimized`), and faults are queued to test retries. Register the `fake_github`
+fixture with `pytest_plugins = ["tests.fake_github"]`.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class _Comment:
     body: str
     created_at: str
     updated_at: str
+    minimized: bool = False
 
     def as_json(self, base: str) -> dict[str, Any]:
         owner, name = self.repo.split("/")
@@ -70,18 +73,33 @@ class _Comment:
 
 
 @dataclass
+class _Pull:
+    number: int
+    head_sha: str
+    head_ref: str
+    head_repo: str
+    base_ref: str
+    files: list[str]
+    state: str = "open"
+
+
+@dataclass
 class FakeGitHub:
-    """GitHub's REST API for /user and issue comments, on 127.0.0.1 and a free port."""
+    """GitHub's REST API for /user, issue comments and pull requests, and GraphQL, on
+    127.0.0.1 and a free port."""
 
     token: str = FAKE_TOKEN
     login: str = "gate-bot"
     installation: bool = False      # /user answers 403 as it does for GITHUB_TOKEN
+    app_login: str | None = None    # with installation: a GitHub App's bot, not Actions'
+    graphql: bool = True            # False: /graphql is not there (404)
     link_base: str | None = None    # put another host in Link headers
     requests: list[LoggedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._comments: list[_Comment] = []
+        self._pulls: dict[tuple[str, int], _Pull] = {}
         self._faults: list[_Fault] = []
         self._next_id = 1000
         self._server: ThreadingHTTPServer | None = None
@@ -112,7 +130,9 @@ class FakeGitHub:
     @property
     def author(self) -> str:
         """The login the token's comments are authored by."""
-        return INSTALLATION_LOGIN if self.installation else self.login
+        if self.installation:
+            return self.app_login or INSTALLATION_LOGIN
+        return self.login
 
     # --- state --------------------------------------------------------------------------
     def add_comment(self, repo: str, issue: int, body: str, login: str | None = None) -> int:
@@ -126,15 +146,30 @@ class FakeGitHub:
         self._comments.append(_Comment(self._next_id, repo, issue, login, body, stamp, stamp))
         return self._next_id
 
+    def minimize(self, comment_id: int) -> None:
+        """Hide a comment as a reviewer would ("outdated", "off topic")."""
+        with self._lock:
+            for comment in self._comments:
+                if comment.id == comment_id:
+                    comment.minimized = True
+
+    def add_pull(self, repo: str, number: int, *, head_sha: str, head_ref: str = "feature",
+                 head_repo: str | None = None, base_ref: str = "main",
+                 files: list[str] | None = None, state: str = "open") -> None:
+        with self._lock:
+            self._pulls[(repo, number)] = _Pull(number, head_sha, head_ref, head_repo or repo,
+                                                base_ref, list(files or []), state)
+
     def comments(self, repo: str, issue: int) -> list[dict[str, Any]]:
         with self._lock:
             return [c.as_json(self.url) for c in self._comments
                     if c.repo == repo and c.issue == issue]
 
     def writes(self) -> list[LoggedRequest]:
-        """Requests that changed something (POST and PATCH that succeeded)."""
-        return [r for r in self.requests
-                if r.method in ("POST", "PATCH") and 200 <= r.status < 300]
+        """Requests that changed something (POST and PATCH that succeeded; GraphQL
+        queries are POSTs that change nothing)."""
+        return [r for r in self.requests if r.method in ("POST", "PATCH")
+                and 200 <= r.status < 300 and r.path != "/graphql"]
 
     # --- faults -------------------------------------------------------------------------
     def fail_next(self, status: int, headers: dict[str, str] | None = None,
@@ -172,6 +207,11 @@ class FakeGitHub:
         if auth not in (f"Bearer {self.token}", f"token {self.token}"):
             return 401, {}, {"message": "Bad credentials"}
         parts = path.strip("/").split("/")
+        if parts == ["graphql"] and method == "POST":
+            return self._graphql(payload)
+        if len(parts) >= 5 and parts[0] == "repos" and parts[3] == "pulls" \
+                and parts[4].isdigit() and method == "GET":
+            return self._pull(f"{parts[1]}/{parts[2]}", int(parts[4]), parts[5:], path, query)
         if method == "GET" and parts == ["user"]:
             if self.installation:
                 return 403, {}, {"message": "Resource not accessible by integration"}
@@ -188,16 +228,53 @@ class FakeGitHub:
             return self._write(f"{parts[1]}/{parts[2]}", None, int(parts[5]), payload)
         return 404, {}, {"message": "Not Found"}
 
+    def _graphql(self, payload: Any) -> tuple[int, dict[str, str], Any]:
+        if not self.graphql:
+            return 404, {}, {"message": "Not Found"}
+        query = payload.get("query") if isinstance(payload, dict) else None
+        variables = (payload.get("variables") if isinstance(payload, dict) else None) or {}
+        if not isinstance(query, str):
+            return 200, {}, {"errors": [{"message": "A query attribute must be specified"}]}
+        if "viewer" in query:
+            return 200, {}, {"data": {"viewer": {"login": self.author}}}
+        if "nodes(ids:" in query and isinstance(variables.get("ids"), list):
+            with self._lock:
+                by_node = {f"IC_{c.id}": c for c in self._comments}
+            nodes = [{"id": i, "isMinimized": by_node[i].minimized} if i in by_node else None
+                     for i in variables["ids"]]
+            return 200, {}, {"data": {"nodes": nodes}}
+        return 200, {}, {"errors": [{"message": "this fake does not know that query"}]}
+
+    def _pull(self, repo: str, number: int, rest: list[str], path: str,
+              query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        with self._lock:
+            pull = self._pulls.get((repo, number))
+        if pull is None or rest not in ([], ["files"]):
+            return 404, {}, {"message": "Not Found"}
+        if rest == ["files"]:
+            items = [{"filename": name, "status": "modified"} for name in pull.files]
+            return self._page(items, path, query)
+        owner = pull.head_repo.split("/")[0]
+        return 200, {}, {"number": pull.number, "state": pull.state,
+                         "head": {"sha": pull.head_sha, "ref": pull.head_ref,
+                                  "repo": {"full_name": pull.head_repo,
+                                           "owner": {"login": owner}}},
+                         "base": {"ref": pull.base_ref, "repo": {"full_name": repo}}}
+
     def _list(self, repo: str, issue: int, path: str,
+              query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
+        with self._lock:
+            items = [c.as_json(self.url) for c in self._comments
+                     if c.repo == repo and c.issue == issue]
+        return self._page(items, path, query)
+
+    def _page(self, items: list[Any], path: str,
               query: dict[str, str]) -> tuple[int, dict[str, str], Any]:
         try:
             per_page = min(100, max(1, int(query.get("per_page", "30"))))
             page = max(1, int(query.get("page", "1")))
         except ValueError:
             return 422, {}, {"message": "Invalid request"}
-        with self._lock:
-            items = [c.as_json(self.url) for c in self._comments
-                     if c.repo == repo and c.issue == issue]
         last = max(1, math.ceil(len(items) / per_page))
         base = f"{self.link_base or self.url}{path}?per_page={per_page}&page="
         links = []

@@ -537,3 +537,75 @@ def test_a_netrc_entry_does_not_replace_the_token(fake_github, make_client, tmp_
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
     assert make_client().upsert_comment(REPO, PR, "report", MARKER) == "created"
+
+
+# --- round two: App tokens, minimized comments, the retry budget -----------------------
+
+def test_an_app_token_finds_its_own_comment_through_graphql_viewer():
+    # /user is 403 for installation tokens; the App's bot is not github-actions[bot]
+    with FakeGitHub(installation=True, app_login="gate-app[bot]") as fake:
+        for _ in range(3):
+            GitHubClient(fake.url, fake.token, sleep=Waits()).upsert_comment(
+                REPO, PR, "report", MARKER)
+        assert bodies(fake) == [("gate-app[bot]", f"{MARKER}\nreport")]
+        assert [r.method for r in fake.writes()] == ["POST"]
+        assert any(r.path == "/graphql" for r in fake.requests)
+
+
+def test_without_graphql_an_installation_token_is_the_actions_bot():
+    with FakeGitHub(installation=True, graphql=False) as fake:
+        client = GitHubClient(fake.url, fake.token, sleep=Waits())
+        assert client.login() == "github-actions[bot]"
+        client.upsert_comment(REPO, PR, "one", MARKER)
+        assert client.upsert_comment(REPO, PR, "two", MARKER) == "updated"
+
+
+def test_the_graphql_url_of_enterprise_server_sits_beside_the_rest_api():
+    client = GitHubClient("https://ghe.example.com/api/v3", "ghs_x")
+    assert client.graphql_url == "https://ghe.example.com/api/graphql"
+    assert GitHubClient("https://api.github.com", "ghs_x").graphql_url == \
+        "https://api.github.com/graphql"
+
+
+def test_a_minimized_comment_is_left_alone_and_a_new_one_posted(fake_github, make_client):
+    client = make_client()
+    client.upsert_comment(REPO, PR, "passed", MARKER)
+    hidden = fake_github.comments(REPO, PR)[0]["id"]
+    fake_github.minimize(hidden)
+    assert client.upsert_comment(REPO, PR, "blocked", MARKER) == "created"
+    assert bodies(fake_github) == [("gate-bot", f"{MARKER}\npassed"),
+                                   ("gate-bot", f"{MARKER}\nblocked")]
+    # the new one is the sticky one from now on
+    assert client.upsert_comment(REPO, PR, "passed again", MARKER) == "updated"
+    assert bodies(fake_github)[0] == ("gate-bot", f"{MARKER}\npassed")
+    assert bodies(fake_github)[1] == ("gate-bot", f"{MARKER}\npassed again")
+
+
+def test_a_graphql_error_is_a_github_error(fake_github, make_client):
+    make_client().upsert_comment(REPO, PR, "one", MARKER)
+    fake_github.fail_next(200, body={"errors": [{"message": "Something went wrong"}]},
+                          method="POST")
+    with pytest.raises(GitHubError, match="GraphQL: Something went wrong"):
+        make_client().upsert_comment(REPO, PR, "two", MARKER)
+
+
+def test_the_default_budget_waits_out_one_secondary_rate_limit(fake_github, waits):
+    fake_github.fail_next(403, body=SECONDARY, method="POST")
+    client = GitHubClient(fake_github.url, fake_github.token, sleep=waits,
+                          jitter=lambda: 0.0)
+    assert client.upsert_comment(REPO, PR, "report", MARKER) == "created"
+    assert waits[-1] == github.SECONDARY_RATE_LIMIT_WAIT
+    assert github.DEFAULT_MAX_WAIT > github.SECONDARY_RATE_LIMIT_WAIT
+    from gate.deliver import _max_wait
+    assert _max_wait({}) == github.DEFAULT_MAX_WAIT
+
+
+def test_pull_request_head_and_files(fake_github, make_client):
+    files = [f"docs/page{i}.md" for i in range(150)] + ["gate/decide.py"]
+    fake_github.add_pull(REPO, 9, head_sha="a" * 40, head_ref="idea", files=files)
+    client = make_client()
+    pull = client.pull_request(REPO, 9)
+    assert pull["head"]["sha"] == "a" * 40 and pull["state"] == "open"
+    assert client.pull_request_files(REPO, 9) == files
+    with pytest.raises(GitHubError, match="404"):
+        client.pull_request(REPO, 10)

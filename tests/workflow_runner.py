@@ -1,17 +1,24 @@
 """Run a GitHub Actions workflow's jobs on this machine, as far as it allows.
 
-It reads the workflow YAML, checks that the event triggers it, keeps the jobs whose `if:`
-holds, and runs their steps in order with bash and the environment GitHub would give:
-an event file, GITHUB_OUTPUT / GITHUB_ENV / GITHUB_PATH / GITHUB_STEP_SUMMARY per step,
-the default GITHUB_* variables, and `${{ }}` expressions in `env:`, `with:` and `if:`.
-`uses: ./` runs the composite action.yml; checkout and setup-python are no-ops because
-the workspace and the venv are already there. Anything else it cannot do honestly
-(another action, another shell, an expression outside its small grammar) is an error,
-never a silent pass. Like GitHub, it withholds secrets from fork and Dependabot runs.
+It reads the workflow YAML, checks that the event triggers it (push, pull_request,
+merge_group, workflow_dispatch), runs the jobs in `needs` order with their `if:`, job
+outputs and the `needs` context, expands a simple `strategy.matrix`, and calls local
+reusable workflows (`uses: ./.github/workflows/x.yml` with `with:` and `secrets:`). Steps
+run with bash and the environment GitHub would give: an event file, GITHUB_OUTPUT /
+GITHUB_ENV / GITHUB_PATH / GITHUB_STEP_SUMMARY per step, the default GITHUB_* variables,
+`${{ }}` expressions in `env:`, `with:` and `if:`, step and job `timeout-minutes`. Each job
+starts in an empty workspace, as on a fresh runner: `actions/checkout` copies the tree of
+its `ref` there, `uses: ./` runs the composite action.yml it finds there, setup-python is a
+no-op (the venv is already there) and upload-artifact keeps the files in the run's result.
+Log lines are read as the runner reads them (`::cmd::` at a line's start, `##[cmd]`
+anywhere, `stop-commands`). Anything else it cannot do honestly (another action, another
+shell, an expression outside its small grammar) is an error, never a silent pass. Like
+GitHub, it withholds secrets from fork and Dependabot runs.
 """
 from __future__ import annotations
 
 import fnmatch
+import glob
 import json
 import math
 import os
@@ -22,11 +29,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-NO_OP_ACTIONS = ("actions/checkout", "actions/setup-python")
 LOCAL_ACTION = ("./", "$/")
 STATUS_FUNCTIONS = ("success", "failure", "always", "cancelled")
 DEFAULT_TIMEOUT = 600.0
@@ -134,10 +140,49 @@ class _Parser:
 
     def _call(self, name: str) -> Any:
         self._take()
-        if self._take()[1] != ")" or name not in STATUS_FUNCTIONS:
+        args: list[Any] = []
+        if self._peek() != ")":
+            args.append(self._or())
+            while self._peek() == ",":
+                self._take()
+                args.append(self._or())
+        if self._take()[1] != ")":
+            raise WorkflowError(f"expression {self.text!r}: missing ')' after {name}(")
+        if name in STATUS_FUNCTIONS and not args:
+            return self.status[name]
+        function = FUNCTIONS.get(name.casefold())
+        if function is None:
             raise WorkflowError(f"expression {self.text!r}: only {', '.join(STATUS_FUNCTIONS)}"
-                                "() without arguments are supported")
-        return self.status[name]
+                                f"() and {', '.join(FUNCTIONS)} are supported")
+        try:
+            return function(*args)
+        except (TypeError, ValueError) as exc:
+            raise WorkflowError(f"expression {self.text!r}: {name}: {exc}") from None
+
+
+def _contains(haystack: Any, needle: Any) -> bool:
+    if isinstance(haystack, list):
+        return any(_loose_equal(item, needle) for item in haystack)
+    return to_text(needle).casefold() in to_text(haystack).casefold()
+
+
+def _format(template: Any, *args: Any) -> str:
+    text = str(template)
+    for index, arg in enumerate(args):
+        text = text.replace("{%d}" % index, to_text(arg))
+    return text
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "fromjson": lambda text: json.loads(str(text)),
+    "tojson": lambda value: json.dumps(value, indent=2),
+    "contains": _contains,
+    "startswith": lambda a, b: to_text(a).casefold().startswith(to_text(b).casefold()),
+    "endswith": lambda a, b: to_text(a).casefold().endswith(to_text(b).casefold()),
+    "format": _format,
+    "join": lambda items, sep=",": to_text(sep).join(to_text(i) for i in items)
+    if isinstance(items, list) else to_text(items),
+}
 
 
 def _truthy(value: Any) -> bool:
@@ -195,20 +240,34 @@ class Context:
     runner: dict[str, str]
     status: dict[str, bool] = field(default_factory=lambda: {
         "success": True, "failure": False, "always": True, "cancelled": False})
+    # needs, matrix, jobs (a reusable workflow's outputs), strategy
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def lookup(self, path: str) -> Any:
         root, *rest = path.split(".")
         if root == "secrets":
             return self.secrets.get(rest[0], "") if rest else None
-        if root not in ("github", "env", "inputs", "vars", "steps", "runner"):
+        if root in self.extra:
+            value: Any = self.extra[root]
+        elif root in ("github", "env", "inputs", "vars", "steps", "runner"):
+            value = getattr(self, root)
+        else:
             raise WorkflowError(f"context {root!r} is not supported (in {path!r})")
-        value: Any = getattr(self, root)
         for key in rest:
             value = value.get(key) if isinstance(value, dict) else None
         return value
 
     def evaluate(self, expression: str) -> Any:
         return _Parser(expression, self.lookup, self.status).parse()
+
+    def value(self, value: Any) -> Any:
+        """A value as GitHub keeps it: one whole `${{ }}` keeps its type (a list, a bool)."""
+        if isinstance(value, str):
+            whole = _TEMPLATE.fullmatch(value.strip())
+            if whole:
+                return self.evaluate(whole.group(1))
+            return self.substitute(value)
+        return value
 
     def substitute(self, value: Any) -> str:
         """A string with every ${{ }} replaced by its value, as GitHub does in env/with."""
@@ -261,7 +320,19 @@ def parse_command_file(text: str) -> dict[str, str]:
     return values
 
 
-_COMMAND = re.compile(r"^::([a-z-]+)(?: ([^:]*))?::(.*)$")
+# The runner reads `::name props::data` at the start of a line (leading blanks allowed)
+# and the older `##[name props]data` ANYWHERE in a line, on stdout and stderr alike.
+_COMMAND_V2 = re.compile(r"^::([A-Za-z0-9_-]+)(?: ([^:]*))?::(.*)$")
+_COMMAND_V1 = re.compile(r"##\[([A-Za-z0-9_-]+)(?: ([^\]]*))?\](.*)$")
+
+
+def parse_command(line: str) -> tuple[str, dict[str, str], str] | None:
+    """The workflow command the runner would act on in this log line, if any."""
+    match = _COMMAND_V2.match(line.lstrip()) or _COMMAND_V1.search(line)
+    if not match:
+        return None
+    props = dict(p.split("=", 1) for p in re.split(r"[,;]", match.group(2) or "") if "=" in p)
+    return match.group(1).lower(), props, match.group(3)
 
 
 @dataclass
@@ -281,12 +352,13 @@ class StepResult:
     exit_code: int | None = None
     outputs: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    timeout: float | None = None
 
 
 @dataclass
 class JobResult:
-    job_id: str
-    name: str
+    job_id: str         # "caller/called" for a job of a reusable workflow
+    name: str           # as the check is named: "caller name / called name"
     conclusion: str     # success | failure | skipped
     steps: list[StepResult] = field(default_factory=list)
     summary: str = ""
@@ -296,6 +368,11 @@ class JobResult:
     environment: str | None = None
     concurrency: dict[str, Any] | None = None
     permissions: Any = None
+    outputs: dict[str, str] = field(default_factory=dict)
+    runs_on: Any = None
+    checkouts: list[tuple[str, str]] = field(default_factory=list)   # (path, ref)
+    secrets: tuple[str, ...] = ()      # names of the secrets the job was given
+    call: bool = False   # a job that calls a reusable workflow: its jobs are listed apart
 
     def step(self, name_or_id: str) -> StepResult:
         for step in self.steps:
@@ -308,10 +385,17 @@ class JobResult:
 class RunResult:
     triggered: bool
     jobs: dict[str, JobResult] = field(default_factory=dict)
+    concurrency: dict[str, Any] | None = None       # the workflow-level group, resolved
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    run_dir: Path | None = None     # removed when the runner closes
 
     @property
     def ran(self) -> list[JobResult]:
-        return [job for job in self.jobs.values() if job.conclusion != "skipped"]
+        return [job for job in self.jobs.values() if job.conclusion != "skipped"
+                and not job.call]
+
+    def job(self, job_id: str) -> JobResult:
+        return self.jobs[job_id]
 
     @property
     def conclusion(self) -> str:
@@ -324,19 +408,20 @@ class RunResult:
 def _repo(full_name: str) -> dict[str, Any]:
     owner = full_name.split("/")[0]
     return {"full_name": full_name, "name": full_name.split("/")[1],
-            "owner": {"login": owner}, "fork": False}
+            "owner": {"login": owner}, "fork": False, "default_branch": "main"}
 
 
 def pull_request_event(number: int, repository: str, *, head_repo: str | None = None,
                        author: str = "contributor", head_sha: str = "1" * 40,
-                       base_ref: str = "main", head_ref: str = "feature") -> dict[str, Any]:
+                       base_ref: str = "main", head_ref: str = "feature",
+                       base_sha: str = "2" * 40) -> dict[str, Any]:
     head = _repo(head_repo or repository)
     head["fork"] = head["full_name"] != repository
     return {"action": "synchronize", "number": number, "repository": _repo(repository),
             "sender": {"login": author},
             "pull_request": {"number": number, "user": {"login": author},
                              "head": {"ref": head_ref, "sha": head_sha, "repo": head},
-                             "base": {"ref": base_ref, "sha": "2" * 40,
+                             "base": {"ref": base_ref, "sha": base_sha,
                                       "repo": _repo(repository)}}}
 
 
@@ -353,27 +438,100 @@ def dispatch_event(repository: str, inputs: Mapping[str, Any], *,
             "inputs": {key: to_text(value) for key, value in inputs.items()}}
 
 
+def merge_group_event(repository: str, pr: int, *, head_sha: str = "6" * 40,
+                      base_sha: str = "2" * 40, base: str = "main") -> dict[str, Any]:
+    head_ref = f"refs/heads/gh-readonly-queue/{base}/pr-{pr}-{base_sha}"
+    return {"action": "checks_requested", "repository": _repo(repository),
+            "sender": {"login": "github-merge-queue[bot]"},
+            "merge_group": {"head_sha": head_sha, "head_ref": head_ref, "base_sha": base_sha,
+                            "base_ref": f"refs/heads/{base}",
+                            "head_commit": {"id": head_sha, "message": f"Merge #{pr}"}}}
+
+
+# --- GitHub's concurrency rules -----------------------------------------------------------
+
+def concurrency_outcome(arrivals: Sequence[tuple[str, Mapping[str, Any] | None]]) -> dict[str, str]:
+    """Which runs GitHub cancels when these arrive in order while none has finished.
+
+    Per group at most one run is in progress and one pending: a newcomer replaces (cancels)
+    the pending one whatever `cancel-in-progress` says, and with `cancel-in-progress: true`
+    it also cancels the one in progress. A run without a group is never held back.
+    """
+    fate: dict[str, str] = {}
+    running: dict[str, str] = {}
+    pending: dict[str, str] = {}
+    for label, concurrency in arrivals:
+        fate[label] = "runs"
+        group = (concurrency or {}).get("group")
+        if not group:
+            continue
+        if (concurrency or {}).get("cancel-in-progress") is True and group in running:
+            fate[running.pop(group)] = "cancelled"
+        if group in pending:
+            fate[pending.pop(group)] = "cancelled"
+        if group in running:
+            pending[group] = label
+        else:
+            running[group] = label
+    return fate
+
+
 # --- the runner -------------------------------------------------------------------------
 
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+@dataclass
+class _Done:
+    result: str                 # success | failure | skipped
+    outputs: dict[str, str]
+
+
+@dataclass
+class _Run:
+    """What one run shares between its jobs."""
+
+    event_name: str
+    event: dict[str, Any]
+    event_path: Path
+    run_dir: Path
+    github: dict[str, Any]
+    result: RunResult
+
+
 class WorkflowRunner:
-    """Runs one workflow file in `workspace` for one event at a time."""
+    """Runs one workflow file for one event at a time.
+
+    `workspace` is the repository at the commit that triggered the run; `trees` maps
+    other refs (a base commit, a fork's head) to their files. Every job gets its own empty
+    workspace, as on a fresh GitHub runner: `actions/checkout` copies the tree of its
+    `ref` (the triggering commit when none is given) into it.
+    """
 
     def __init__(self, workflow: Path, workspace: Path, *, python_bin: Path,
                  secrets: Mapping[str, str] | None = None,
                  environment_secrets: Mapping[str, Mapping[str, str]] | None = None,
                  variables: Mapping[str, str] | None = None,
                  api_url: str = "https://api.github.com", token: str = "ghs_runner",
-                 timeout: float = DEFAULT_TIMEOUT) -> None:
+                 timeout: float = DEFAULT_TIMEOUT,
+                 trees: Mapping[str, Path] | None = None,
+                 artifact_dir: Path | None = None) -> None:
         self.workflow_path = workflow
         self.doc = yaml.safe_load(workflow.read_text())
         # YAML 1.1 reads the bare key `on` as True.
-        self.triggers = self.doc.get("on", self.doc.get(True))
+        self.triggers = _triggers(self.doc)
         self.workspace, self.python_bin = workspace, python_bin
         self.secrets = dict(secrets or {})
         self.environment_secrets = {k: dict(v) for k, v in (environment_secrets or {}).items()}
         self.variables = dict(variables or {})
         self.api_url, self.token, self.timeout = api_url, token, timeout
+        self.trees = dict(trees or {})
         self._tmp = Path(tempfile.mkdtemp(prefix="workflow-runner-"))
+        # uploads outlive the runner only when kept somewhere of the caller's
+        self.artifact_dir = artifact_dir or self._tmp / "artifacts"
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
@@ -387,41 +545,28 @@ class WorkflowRunner:
     # -- triggering --
     def triggered_by(self, event_name: str, payload: Mapping[str, Any]) -> bool:
         triggers = self.triggers
-        if isinstance(triggers, str):
-            triggers = {triggers: None}
-        elif isinstance(triggers, list):
-            triggers = {name: None for name in triggers}
-        if not isinstance(triggers, dict) or event_name not in triggers:
+        if event_name not in triggers or event_name == "workflow_call":
             return False
         spec = triggers[event_name] or {}
+        for key in ("paths", "paths-ignore", "branches-ignore", "tags"):
+            if key in spec:
+                raise WorkflowError(f"trigger filter {event_name}.{key} is not simulated")
         branch = None
         if event_name == "push":
             branch = str(payload.get("ref", "")).removeprefix("refs/heads/")
         elif event_name == "pull_request":
             branch = payload["pull_request"]["base"]["ref"]
+        elif event_name == "merge_group":
+            branch = str(payload["merge_group"]["base_ref"]).removeprefix("refs/heads/")
+            if payload.get("action") not in spec.get("types", ["checks_requested"]):
+                return False
         if branch is not None and "branches" in spec:
             return any(fnmatch.fnmatchcase(branch, pattern) for pattern in spec["branches"])
         return True
 
     def _dispatch_inputs(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        triggers = self.triggers if isinstance(self.triggers, dict) else {}
-        spec = (triggers.get("workflow_dispatch") or {}).get("inputs") or {}
-        unknown = set(given) - set(spec)
-        if unknown:
-            raise WorkflowError(f"unknown workflow_dispatch inputs: {sorted(unknown)}")
-        inputs: dict[str, Any] = {}
-        for name, meta in spec.items():
-            meta = meta or {}
-            empty: Any = False if meta.get("type") == "boolean" else ""
-            value = given.get(name, meta.get("default", empty))
-            if meta.get("type") == "boolean":
-                value = value if isinstance(value, bool) else str(value).lower() == "true"
-            elif meta.get("type") == "choice" and value not in meta.get("options", []):
-                raise WorkflowError(f"input {name}: {value!r} is not one of {meta['options']}")
-            if meta.get("required") and value in ("", None):
-                raise WorkflowError(f"input {name} is required")
-            inputs[name] = value
-        return inputs
+        spec = (self.triggers.get("workflow_dispatch") or {}).get("inputs") or {}
+        return _typed_inputs(spec, given, "workflow_dispatch")
 
     # -- running --
     def run(self, event_name: str, payload: Mapping[str, Any], *, actor: str = "maintainer",
@@ -438,20 +583,112 @@ class WorkflowRunner:
         event_path.write_text(json.dumps(event))
         repository = event["repository"]["full_name"]
         github = self._github_context(event_name, event, repository, actor, sha)
-        result = RunResult(triggered=True)
-        for job_id, job in (self.doc.get("jobs") or {}).items():
-            context = Context(github=dict(github, job=job_id), env={},
-                              inputs=dispatch_inputs, secrets={}, vars=self.variables,
-                              steps={}, runner=self._runner_context(run_dir))
-            needs = job.get("needs") or []
-            needs = [needs] if isinstance(needs, str) else needs
-            if any(result.jobs.get(n) is None or result.jobs[n].conclusion != "success"
-                   for n in needs) or not context.condition(job.get("if")):
-                result.jobs[job_id] = JobResult(job_id, str(job.get("name", job_id)), "skipped")
-                continue
-            result.jobs[job_id] = self._run_job(job_id, job, context, event_name, event,
-                                                event_path, run_dir)
-        return result
+        run = _Run(event_name, event, event_path, run_dir, github,
+                   RunResult(triggered=True, run_dir=run_dir))
+        concurrency = self.doc.get("concurrency")
+        if concurrency is not None:
+            top = Context(github=github, env={}, inputs=dispatch_inputs, secrets={},
+                          vars=self.variables, steps={}, runner={})
+            run.result.concurrency = _resolve_concurrency(concurrency, top)
+        self._run_jobs(self.doc, run, dispatch_inputs, self.secrets, prefix="", names="")
+        return run.result
+
+    def _run_jobs(self, doc: Mapping[str, Any], run: _Run, inputs: Mapping[str, Any],
+                  secrets: Mapping[str, str], prefix: str, names: str) -> dict[str, _Done]:
+        """Every job of `doc` once its `needs` are done, in dependency order."""
+        jobs = doc.get("jobs") or {}
+        done: dict[str, _Done] = {}
+        waiting = list(jobs)
+        while waiting:
+            ready = [j for j in waiting if all(n in done for n in _as_list(jobs[j].get("needs")))]
+            if not ready:
+                raise WorkflowError(f"jobs {waiting} wait for each other or for unknown jobs")
+            for job_id in ready:
+                waiting.remove(job_id)
+                done[job_id] = self._job(doc, job_id, jobs[job_id], run, inputs, secrets,
+                                         done, prefix, names)
+        return done
+
+    def _job(self, doc: Mapping[str, Any], job_id: str, job: Mapping[str, Any], run: _Run,
+             inputs: Mapping[str, Any], secrets: Mapping[str, str], done: Mapping[str, _Done],
+             prefix: str, names: str) -> _Done:
+        needs = _as_list(job.get("needs"))
+        results = [done[n].result for n in needs]
+        context = Context(github=dict(run.github, job=job_id), env={}, inputs=dict(inputs),
+                          secrets={}, vars=self.variables, steps={},
+                          runner=self._runner_context(run.run_dir),
+                          extra={"needs": {n: {"result": done[n].result,
+                                               "outputs": done[n].outputs} for n in needs}})
+        # At job level success() means every needed job succeeded.
+        context.status.update(success=all(r == "success" for r in results),
+                              failure=any(r == "failure" for r in results))
+        key = f"{prefix}{job_id}"
+        combos = _matrix(job.get("strategy"))
+        if not context.condition(job.get("if")):
+            name = f"{names}{job.get('name', job_id)}"
+            run.result.jobs[key] = JobResult(key, name, "skipped")
+            return _Done("skipped", {})
+        outcomes: list[_Done] = []
+        for combo in combos:
+            context.extra["matrix"] = combo
+            suffix = f" ({', '.join(to_text(v) for v in combo.values())})" if combo else ""
+            if "uses" in job:
+                outcomes.append(self._call(job_id, job, context, run, secrets,
+                                           key + suffix, names, suffix))
+            else:
+                outcomes.append(self._run_job(doc, job_id, job, context, run, secrets,
+                                              key + suffix, names, suffix))
+        result = "failure" if any(o.result == "failure" for o in outcomes) else "success"
+        outputs: dict[str, str] = {}
+        for outcome in outcomes:        # like GitHub: the last matrix job to set one wins
+            outputs.update({k: v for k, v in outcome.outputs.items() if v != ""})
+        return _Done(result, outputs)
+
+    def _call(self, job_id: str, job: Mapping[str, Any], context: Context, run: _Run,
+              secrets: Mapping[str, str], key: str, names: str, suffix: str) -> _Done:
+        """A job that `uses:` a reusable workflow of this repository."""
+        uses = str(job["uses"])
+        if not uses.startswith("./.github/workflows/") or "@" in uses:
+            raise WorkflowError(f"job {job_id!r}: only local reusable workflows, not {uses!r}")
+        # GitHub reads a local reusable workflow from the caller's own commit.
+        called = yaml.safe_load((self.workspace / uses[2:]).read_text())
+        spec = _triggers(called).get("workflow_call")
+        if spec is None and "workflow_call" not in _triggers(called):
+            raise WorkflowError(f"{uses} has no `on: workflow_call`")
+        spec = spec or {}
+        given = {k: context.value(v) for k, v in (job.get("with") or {}).items()}
+        inputs = _typed_inputs(spec.get("inputs") or {}, given, uses)
+        declared = spec.get("secrets") or {}
+        context.secrets = self._secrets_for(None, run, secrets)     # what the caller has
+        passed = job.get("secrets")
+        if passed == "inherit":
+            called_secrets = dict(secrets)
+        else:
+            passed = {k: context.substitute(v) for k, v in (passed or {}).items()}
+            unknown = set(passed) - set(declared)
+            if unknown:
+                raise WorkflowError(f"{uses} declares no secrets {sorted(unknown)}")
+            called_secrets = passed
+        for name, meta in declared.items():
+            if (meta or {}).get("required") and not called_secrets.get(name) \
+                    and passed != "inherit":
+                raise WorkflowError(f"{uses}: secret {name} is required")
+        name = f"{names}{context.substitute(job.get('name', job_id))}{suffix}"
+        caller = JobResult(key, name, "success", permissions=job.get("permissions"),
+                           concurrency=_resolve_concurrency(job.get("concurrency"), context),
+                           call=True)
+        run.result.jobs[key] = caller
+        nested = self._run_jobs(called, run, inputs, called_secrets, prefix=f"{key}/",
+                                names=f"{name} / ")
+        jobs_context = {j: {"result": d.result, "outputs": d.outputs} for j, d in nested.items()}
+        out_context = Context(github=run.github, env={}, inputs=inputs, secrets={},
+                              vars=self.variables, steps={}, runner={},
+                              extra={"jobs": jobs_context})
+        caller.outputs = {out: out_context.substitute((meta or {}).get("value", ""))
+                          for out, meta in (spec.get("outputs") or {}).items()}
+        caller.conclusion = "failure" if any(d.result == "failure" for d in nested.values()) \
+            else "success"
+        return _Done(caller.conclusion, caller.outputs)
 
     def _github_context(self, event_name: str, event: Mapping[str, Any], repository: str,
                         actor: str, sha: str) -> dict[str, Any]:
@@ -463,59 +700,67 @@ class WorkflowRunner:
             head_ref, base_ref = pr["head"]["ref"], pr["base"]["ref"]
         elif event_name == "push":
             sha = str(event.get("after", sha))
+        elif event_name == "merge_group":
+            ref, sha = event["merge_group"]["head_ref"], event["merge_group"]["head_sha"]
         return {"event_name": event_name, "event": event, "repository": repository,
                 "repository_owner": repository.split("/")[0], "actor": actor,
                 "triggering_actor": actor, "sha": sha, "ref": ref,
                 "ref_name": ref.removeprefix("refs/heads/"), "head_ref": head_ref,
-                "base_ref": base_ref, "workspace": str(self.workspace), "token": self.token,
+                "base_ref": base_ref, "token": self.token,
                 "api_url": self.api_url, "server_url": "https://github.com",
                 "run_id": "1001", "run_number": "7", "run_attempt": "1",
                 "workflow": str(self.doc.get("name", self.workflow_path.name))}
 
     def _runner_context(self, run_dir: Path) -> dict[str, str]:
-        temp = run_dir / "runner-temp"
-        temp.mkdir(exist_ok=True)
+        temp = Path(tempfile.mkdtemp(prefix="runner-temp-", dir=run_dir))
         return {"os": "Linux", "arch": "X64", "temp": str(temp)}
 
-    def _secrets_for(self, job: Mapping[str, Any], event_name: str,
-                     event: Mapping[str, Any], actor: str) -> dict[str, str]:
+    def _secrets_for(self, environment: str | None, run: _Run,
+                     base: Mapping[str, str]) -> dict[str, str]:
         """What GitHub hands a job: nothing for forks and Dependabot (GITHUB_TOKEN aside)."""
-        if event_name == "pull_request":
-            head = event["pull_request"]["head"]["repo"]["full_name"]
-            if head != event["repository"]["full_name"]:
+        if run.event_name == "pull_request":
+            head = run.event["pull_request"]["head"]["repo"]["full_name"]
+            if head != run.event["repository"]["full_name"]:
                 return {}
-        if actor == "dependabot[bot]":
+        if run.github["actor"] == "dependabot[bot]":
             return {}
-        secrets = dict(self.secrets)
+        secrets = dict(base)
+        if environment:
+            # An environment's secrets win, even over those a caller passed explicitly.
+            secrets.update(self.environment_secrets.get(environment, {}))
+        return secrets
+
+    def _run_job(self, doc: Mapping[str, Any], job_id: str, job: Mapping[str, Any],
+                 context: Context, run: _Run, base_secrets: Mapping[str, str], key: str,
+                 names: str, suffix: str) -> _Done:
         environment = job.get("environment")
         if isinstance(environment, dict):
             environment = environment.get("name")
-        if environment:
-            secrets.update(self.environment_secrets.get(str(environment), {}))
-        return secrets
-
-    def _run_job(self, job_id: str, job: Mapping[str, Any], context: Context,
-                 event_name: str, event: Mapping[str, Any], event_path: Path,
-                 run_dir: Path) -> JobResult:
-        context.secrets = self._secrets_for(job, event_name, event, context.github["actor"])
-        context.env = {k: context.substitute(v) for k, v in (self.doc.get("env") or {}).items()}
+        environment = context.substitute(environment) if environment else None
+        environment = environment or None
+        context.secrets = self._secrets_for(environment, run, base_secrets)
+        context.env = {k: context.substitute(v) for k, v in (doc.get("env") or {}).items()}
         context.env.update({k: context.substitute(v) for k, v in (job.get("env") or {}).items()})
-        environment = job.get("environment")
-        concurrency = job.get("concurrency")
-        if isinstance(concurrency, dict):
-            concurrency = {k: context.substitute(v) if k == "group" else v
-                           for k, v in concurrency.items()}
-        result = JobResult(job_id, context.substitute(job.get("name", job_id)), "success",
-                           environment=environment.get("name")
-                           if isinstance(environment, dict) else environment,
-                           concurrency=concurrency, permissions=job.get("permissions"))
-        defaults = {**((self.doc.get("defaults") or {}).get("run") or {}),
+        workspace = Path(tempfile.mkdtemp(prefix="workspace-", dir=run.run_dir))
+        context.github = dict(context.github, workspace=str(workspace))
+        context.steps = {}
+        context.status.update(success=True, failure=False)
+        result = JobResult(key, f"{names}{context.substitute(job.get('name', job_id))}{suffix}",
+                           "success", environment=environment,
+                           concurrency=_resolve_concurrency(job.get("concurrency"), context),
+                           permissions=job.get("permissions"),
+                           runs_on=context.value(job.get("runs-on")),
+                           secrets=tuple(sorted(k for k, v in context.secrets.items() if v)))
+        run.result.jobs[key] = result
+        defaults = {**((doc.get("defaults") or {}).get("run") or {}),
                     **((job.get("defaults") or {}).get("run") or {})}
-        state = _JobState(event_path=event_path, run_dir=run_dir, defaults=defaults,
-                          masks=[v for v in context.secrets.values() if v] + [self.token])
-        timeout = float(job.get("timeout-minutes", self.timeout / 60)) * 60
+        state = _JobState(event_path=run.event_path, run_dir=run.run_dir, defaults=defaults,
+                          masks=[v for v in context.secrets.values() if v] + [self.token],
+                          workspace=workspace, run=run, job=result)
+        timeout = float(context.value(job.get("timeout-minutes", self.timeout / 60))) * 60
         for index, step in enumerate(job.get("steps") or []):
-            outcome = self._run_step(step, context, state, result, f"{job_id}-{index}",
+            outcome = self._run_step(step, context, state, result,
+                                     f"{key.replace('/', '-')}-{index}",
                                      min(timeout, self.timeout))
             result.steps.append(outcome)
             if outcome.outcome == "failure" and not step.get("continue-on-error"):
@@ -523,14 +768,19 @@ class WorkflowRunner:
                 context.status.update(success=False, failure=True)
         result.summary, result.log = state.summary, state.visible_log()
         result.raw_output, result.annotations = state.raw, state.annotations
-        return result
+        result.outputs = {k: context.substitute(v) for k, v in (job.get("outputs") or {}).items()}
+        return _Done(result.conclusion, result.outputs)
 
     def _run_step(self, step: Mapping[str, Any], context: Context, state: _JobState,
                   job: JobResult, key: str, timeout: float,
                   action_path: Path | None = None) -> StepResult:
-        name = str(step.get("name") or step.get("run") or step.get("uses") or key)
+        name = context.substitute(step.get("name") or step.get("run") or step.get("uses") or key)
         step_id = step.get("id")
         started = time.monotonic()
+        step_timeout = None
+        if "timeout-minutes" in step:
+            step_timeout = float(context.value(step["timeout-minutes"])) * 60
+            timeout = min(timeout, step_timeout)
         if not context.condition(step.get("if")):
             result = StepResult(name, step_id, "skipped")
         elif "run" in step:
@@ -540,6 +790,7 @@ class WorkflowRunner:
         else:
             raise WorkflowError(f"step {name!r} has neither run nor uses")
         result.seconds = time.monotonic() - started
+        result.timeout = step_timeout
         if step_id:
             context.steps[step_id] = {"outputs": result.outputs, "outcome": result.outcome,
                                       "conclusion": result.outcome}
@@ -553,7 +804,7 @@ class WorkflowRunner:
                                      "/usr/local/bin", "/usr/bin", "/bin"]),
             "HOME": str(state.home()), "LANG": "C.UTF-8", "CI": "true",
             "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": github["event_name"],
-            "GITHUB_EVENT_PATH": str(state.event_path), "GITHUB_WORKSPACE": str(self.workspace),
+            "GITHUB_EVENT_PATH": str(state.event_path), "GITHUB_WORKSPACE": str(state.workspace),
             "GITHUB_REPOSITORY": github["repository"],
             "GITHUB_REPOSITORY_OWNER": github["repository_owner"],
             "GITHUB_SHA": github["sha"], "GITHUB_REF": github["ref"],
@@ -563,6 +814,7 @@ class WorkflowRunner:
             "GITHUB_RUN_ID": github["run_id"], "GITHUB_RUN_NUMBER": github["run_number"],
             "GITHUB_RUN_ATTEMPT": github["run_attempt"], "GITHUB_JOB": github["job"],
             "GITHUB_WORKFLOW": github["workflow"], "GITHUB_API_URL": github["api_url"],
+            "GITHUB_GRAPHQL_URL": github["api_url"] + "/graphql",
             "GITHUB_SERVER_URL": github["server_url"], "RUNNER_OS": "Linux",
             "RUNNER_TEMP": context.runner["temp"],
         }
@@ -591,10 +843,10 @@ class WorkflowRunner:
                    GITHUB_PATH=str(files["path"]), GITHUB_STEP_SUMMARY=str(files["summary"]))
         script_path = state.run_dir / f"{key}.sh"
         script_path.write_text(script)
-        cwd = self.workspace
+        cwd = state.workspace
         workdir = step.get("working-directory") or state.defaults.get("working-directory")
         if workdir:
-            cwd = self.workspace / context.substitute(workdir)
+            cwd = state.workspace / context.substitute(workdir)
         try:
             proc = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail",
                                    str(script_path)], cwd=cwd, env=env, timeout=timeout,
@@ -617,23 +869,66 @@ class WorkflowRunner:
                   job: JobResult, name: str, key: str, timeout: float) -> StepResult:
         uses = str(step["uses"])
         with_values = {k: context.substitute(v) for k, v in (step.get("with") or {}).items()}
-        if uses.split("@")[0] in NO_OP_ACTIONS:
-            if uses.startswith("actions/checkout") and with_values.get("path"):
-                self._copy_workspace(with_values["path"])
+        action = uses.split("@")[0]
+        if action == "actions/checkout":
+            ref = with_values.get("ref") or context.github["sha"]
+            self._checkout(state.workspace, with_values.get("path") or ".", ref)
+            job.checkouts.append((with_values.get("path") or ".", ref))
             return StepResult(name, step.get("id"), "success", 0)
+        if action == "actions/setup-python":
+            return StepResult(name, step.get("id"), "success", 0)
+        if action == "actions/upload-artifact":
+            return self._upload(with_values, state, name, step.get("id"))
         if uses.startswith(LOCAL_ACTION):
+            action_path = state.workspace / uses[2:]
+            if not (action_path / "action.yml").is_file():
+                # As on GitHub: a local action exists only once something checked it out.
+                raise WorkflowError(f"step {name!r}: no action.yml at {uses} in the workspace")
             return self._run_composite(step, with_values, context, state, job, name, key,
-                                       timeout, self.workspace / uses[2:])
+                                       timeout, action_path)
         raise WorkflowError(f"step {name!r}: action {uses!r} cannot run here")
 
-    def _copy_workspace(self, relative: str) -> None:
-        # Checking out "another commit" of the same repository: here, the same files.
-        target = self.workspace / relative
-        if target.exists():
+    def _checkout(self, workspace: Path, relative: str, ref: str) -> None:
+        source = self.trees.get(ref, self.workspace)
+        target = (workspace / relative).resolve()
+        if workspace.resolve() not in (target, *target.parents):
+            raise WorkflowError(f"checkout path {relative!r} leaves the workspace")
+        if target.exists() and target != workspace.resolve():
             shutil.rmtree(target)
-        top = relative.split("/")[0]
-        shutil.copytree(self.workspace, target, symlinks=True,
-                        ignore=shutil.ignore_patterns(top, ".git", ".venv", "__pycache__"))
+        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__",
+                                                      "mlruns", "mlruns.db"))
+
+    def _upload(self, with_values: Mapping[str, str], state: _JobState, name: str,
+                step_id: str | None) -> StepResult:
+        artifact = with_values.get("name") or "artifact"
+        target = self.artifact_dir / state.run_dir.name / artifact
+        if artifact in state.run.result.artifacts:
+            # upload-artifact v4+ refuses a second artifact of the same name in one run
+            state.record(name, f"##[error]an artifact named {artifact} already exists\n")
+            return StepResult(name, step_id, "failure", 1)
+        found = []
+        for line in (with_values.get("path") or "").splitlines():
+            pattern = line.strip()
+            if not pattern:
+                continue
+            base = Path(pattern) if Path(pattern).is_absolute() else state.workspace / pattern
+            found += [Path(p) for p in sorted(glob.glob(str(base)))]
+        if not found:
+            missing = with_values.get("if-no-files-found", "warn")
+            state.record(name, f"no files found for artifact {artifact}\n")
+            return StepResult(name, step_id, "failure" if missing == "error" else "success",
+                              1 if missing == "error" else 0)
+        target.mkdir(parents=True)
+        for path in found:
+            # like upload-artifact: a directory's files land at the artifact's root
+            if path.is_dir():
+                shutil.copytree(path, target, dirs_exist_ok=True)
+            else:
+                shutil.copy2(path, target / path.name)
+        state.run.result.artifacts[artifact] = target
+        return StepResult(name, step_id, "success", 0, {"artifact-id": str(len(
+            state.run.result.artifacts))})
 
     def _run_composite(self, step: Mapping[str, Any], with_values: Mapping[str, str],
                        caller: Context, state: _JobState, job: JobResult, name: str,
@@ -670,21 +965,86 @@ class WorkflowRunner:
         return StepResult(name, step.get("id"), outcome, exit_code, outputs)
 
 
+def _triggers(doc: Mapping[str, Any]) -> dict[str, Any]:
+    triggers = doc.get("on", doc.get(True))
+    if isinstance(triggers, str):
+        return {triggers: None}
+    if isinstance(triggers, list):
+        return {name: None for name in triggers}
+    return dict(triggers or {})
+
+
+def _typed_inputs(spec: Mapping[str, Any], given: Mapping[str, Any],
+                  where: str) -> dict[str, Any]:
+    """Inputs as GitHub types them: booleans, numbers, choices, defaults, required."""
+    unknown = set(given) - set(spec)
+    if unknown:
+        raise WorkflowError(f"{where}: unknown inputs {sorted(unknown)}")
+    inputs: dict[str, Any] = {}
+    for name, meta in spec.items():
+        meta = meta or {}
+        kind = meta.get("type", "string")
+        empty: Any = False if kind == "boolean" else ""
+        value = given.get(name, meta.get("default", empty))
+        if kind == "boolean":
+            value = value if isinstance(value, bool) else str(value).lower() == "true"
+        elif kind == "number":
+            value = _number(value)
+        elif kind == "choice" and value not in meta.get("options", []):
+            raise WorkflowError(f"input {name}: {value!r} is not one of {meta['options']}")
+        else:
+            value = to_text(value)
+        if meta.get("required") and value in ("", None):
+            raise WorkflowError(f"{where}: input {name} is required")
+        inputs[name] = value
+    return inputs
+
+
+def _resolve_concurrency(concurrency: Any, context: Context) -> dict[str, Any] | None:
+    if concurrency is None:
+        return None
+    if isinstance(concurrency, str):
+        return {"group": context.substitute(concurrency), "cancel-in-progress": False}
+    return {k: context.substitute(v) if k == "group" else context.value(v)
+            for k, v in concurrency.items()}
+
+
+def _matrix(strategy: Any) -> list[dict[str, Any]]:
+    matrix = (strategy or {}).get("matrix") if isinstance(strategy, dict) else None
+    if not matrix:
+        return [{}]
+    if not isinstance(matrix, dict):
+        raise WorkflowError("a matrix from an expression is not simulated")
+    axes = {k: v for k, v in matrix.items() if k not in ("include", "exclude")}
+    combos: list[dict[str, Any]] = [{}]
+    for axis, values in axes.items():
+        if not isinstance(values, list):
+            raise WorkflowError(f"matrix axis {axis!r} must be a list")
+        combos = [{**c, axis: v} for c in combos for v in values]
+    if "exclude" in matrix or "include" in matrix:
+        raise WorkflowError("matrix include/exclude are not simulated")
+    return combos
+
+
 @dataclass
 class _JobState:
     event_path: Path
     run_dir: Path
     defaults: dict[str, Any]
     masks: list[str]
+    workspace: Path
+    run: _Run
+    job: JobResult
     exported: dict[str, str] = field(default_factory=dict)
     path_prefix: list[str] = field(default_factory=list)
     summary: str = ""
     raw: str = ""
     lines: list[str] = field(default_factory=list)
     annotations: list[Annotation] = field(default_factory=list)
+    stopped_by: str | None = None       # the token that resumes after ::stop-commands::
 
     def home(self) -> Path:
-        home = self.run_dir / "home"
+        home = self.workspace.parent / f"{self.workspace.name}-home"
         home.mkdir(exist_ok=True)
         return home
 
@@ -693,15 +1053,22 @@ class _JobState:
         self.raw += output
         self.lines.append(f"## {step_name}")
         for line in output.splitlines():
-            command = _COMMAND.match(line)
-            if command and command.group(1) == "add-mask":
-                self.masks.append(command.group(3))
+            command = parse_command(line)
+            if self.stopped_by is not None:
+                if command and command[0] == self.stopped_by and not command[2]:
+                    self.stopped_by = None
+                    continue
+                self.lines.append(line)
                 continue
-            if command and command.group(1) in ("notice", "warning", "error"):
-                props = dict(p.split("=", 1) for p in (command.group(2) or "").split(",")
-                             if "=" in p)
-                self.annotations.append(Annotation(command.group(1), command.group(3),
-                                                   props.get("title", "")))
+            if command and command[0] == "add-mask":
+                self.masks.append(_unescape(command[2]))
+                continue
+            if command and command[0] == "stop-commands" and command[2]:
+                self.stopped_by = command[2].lower()
+                continue
+            if command and command[0] in ("notice", "warning", "error"):
+                self.annotations.append(Annotation(command[0], command[2],
+                                                   _unescape(command[1].get("title", ""))))
             self.lines.append(line)
 
     def visible_log(self) -> str:
@@ -709,3 +1076,8 @@ class _JobState:
         for secret in sorted({m for m in self.masks if m}, key=len, reverse=True):
             text = text.replace(secret, "***")
         return text
+
+
+def _unescape(text: str) -> str:
+    return text.replace("%0D", "\r").replace("%0A", "\n").replace("%3A", ":") \
+        .replace("%2C", ",").replace("%25", "%")
