@@ -69,10 +69,10 @@ def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
     # the largest size is past the bootstrap's threshold, the smallest is not
     assert 1_000 <= stats.ANALYTIC_ROWS < 110_000
     assert [row["interval"] for row in decided] == ["bootstrap (200)"] * 2 + ["linearised"] * 2
-    assert all(float(row["seconds"]) > 0 for row in decided)
+    assert all(float(row["seconds"]) >= 0 for row in decided)
     assert [row["metrics"] for row in decided[:2]] == ["rmse, mae, r2", "f1, roc_auc, log_loss"]
     cost = found["What the bootstrap would cost"]
-    assert len(cost) == 2 and all(float(row["seconds for 200 (scaled)"]) > 0 for row in cost)
+    assert len(cost) == 2 and all(float(row["seconds for 200 (scaled)"]) >= 0 for row in cost)
     # on 2,000 rows the two standard errors already agree within a quarter
     for row in found["Linearised against bootstrap"]:
         assert all(0.75 < float(row[f"metric {i}"]) < 1.25 for i in (1, 2, 3))
