@@ -48,7 +48,9 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     promote when asked and allowed."""
     deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.run(run_id)
-    missing, early = None, []
+    missing: str | None = None
+    early: list[str] = []
+    champion: Champion | None
     if against:
         champion = registry.baseline(config.model.name, against)
     else:
