@@ -69,7 +69,8 @@ def fit_comment(full: str, without_details: str, limit: int = COMMENT_LIMIT) -> 
     return kept.rstrip("\n") + TRUNCATION_NOTE
 
 
-def _first_line(text: str) -> str:
+def _marker_line(text: str) -> str:
+    # a comment's first line is where the sticky marker sits
     return text.split("\n", 1)[0].rstrip("\r")
 
 
@@ -299,7 +300,7 @@ class GitHubClient:
             body = comment.get("body") or ""
             # Only our own comment whose first line is exactly the marker: a
             # "<!-- model-gate:m-v2 -->" or a quote of our marker is someone else's.
-            if author == login and _first_line(body) == marker:
+            if author == login and _marker_line(body) == marker:
                 ours.append(comment)
         hidden = self._minimized([str(c.get("node_id") or "") for c in ours])
         # A comment a reviewer minimized stays as they left it: the newest one still
@@ -332,7 +333,7 @@ class GitHubClient:
             raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
         if not marker.strip() or "\n" in marker or "\r" in marker:
             raise InputError("the comment marker must be one non-empty line")
-        text = body if _first_line(body) == marker else f"{marker}\n{body}"
+        text = body if _marker_line(body) == marker else f"{marker}\n{body}"
         login = self.login()
         found = self._find_comment(repo, pr, marker, login)
         if found is None:

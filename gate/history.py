@@ -17,7 +17,8 @@ HISTORY_ROWS = 20
 def status(registry: Registry, config: Config, out: TextIO, json_path: str | None) -> int:
     model = config.model
     deliver.preflight(deliver.Targets(json_path=json_path), {})
-    versions = registry.versions(model.name)
+    # the newest rows and one more, to know whether older ones exist: one bounded search
+    versions = registry.versions(model.name, newest=HISTORY_ROWS + 1)
     if not versions:
         raise InputError(f"model {model.name!r} has no versions in {registry.uri_safe}")
     champion = registry.champion_version(model)
@@ -28,7 +29,7 @@ def status(registry: Registry, config: Config, out: TextIO, json_path: str | Non
     header = ["version", "aliases", "gate", "promoted at", "replaced", "commit", *metric_names]
     out.write(_table(header, [[r[h] for h in header] for r in rows]))
     if len(versions) > HISTORY_ROWS:
-        out.write(f"\n({len(versions) - HISTORY_ROWS} older versions not shown)\n")
+        out.write("\n(older versions not shown)\n")
     deliver.write_json(json_path, {"model_name": model.name, "champion_version": champion,
                                    "versions": rows})
     return 0
@@ -71,7 +72,7 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[st
            "gate": info.tags.get(contract.V_STATUS, "-") +
            (" (rolled back)" if contract.V_ROLLED_BACK_AT in info.tags else ""),
            "promoted at": info.tags.get(contract.V_PROMOTED_AT, "-"),
-           "replaced": _v(info.tags.get(contract.V_CHAMPION)),
+           "replaced": _version_cell(info.tags.get(contract.V_CHAMPION)),
            "commit": info.tags.get(contract.V_COMMIT, "-")[:10]}
     for name in metrics:
         value = values.get(name)
@@ -79,7 +80,8 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[st
     return row
 
 
-def _v(version: str | None) -> str:
+def _version_cell(version: str | None) -> str:
+    """A version for the status table: `-` when there is none."""
     return f"v{version}" if version and version != "none" else "-"
 
 

@@ -76,7 +76,7 @@ class Promotions:
             after = self.registry.champion_version(model)
             if after != version:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
-                                 f"Production is {_v(after)}, not v{version}")
+                                 f"Production is {_named(after)}, not v{version}")
             self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
             # survives the version's deletion: a vanished alias is then told from none
             self.client.set_registered_model_tag(model.name, CHAMPION_TAG, version)
@@ -120,8 +120,8 @@ class Promotions:
         """Raise InfraError if Production is no longer the version the gate compared to."""
         current = self.registry.champion_version(model)
         if current != expected:
-            raise InfraError(f"Production of {model.name!r} moved from {_v(expected)} to "
-                             f"{_v(current)} while the gate ran; nothing was promoted, "
+            raise InfraError(f"Production of {model.name!r} moved from {_named(expected)} to "
+                             f"{_named(current)} while the gate ran; nothing was promoted, "
                              "re-run the gate against the new champion")
 
     def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
@@ -137,7 +137,8 @@ def _expired(lease: str) -> bool:
         return True
 
 
-def _v(version: str | None) -> str:
+def _named(version: str | None) -> str:
+    """A version for an error message: `no version` when there is none."""
     return f"v{version}" if version else "no version"
 
 
