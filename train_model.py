@@ -239,17 +239,6 @@ def write_outputs(result: dict[str, Any], json_path: str | None) -> None:
             out.write(f"run_id={result['run_id']}\n")
 
 
-def _mask_secrets() -> None:
-    """In GitHub Actions, mask the credentials this step holds (S3 keys in direct mode)
-    before MLflow or boto3 can print anything."""
-    if os.environ.get("GITHUB_ACTIONS") == "true":
-        from gate.deliver import secrets_in
-        from gate.github import mask_lines
-
-        for line in mask_lines(secrets_in(os.environ)):
-            print(line)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     apply_client_defaults()
@@ -270,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _mask_secrets() -> None:
-    """In GitHub Actions, have the runner mask every credential, as the gate does."""
+    """In GitHub Actions, have the runner mask every credential this step holds (S3 keys
+    in direct mode too) before MLflow or boto3 can print anything, as the gate does."""
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     from gate import github

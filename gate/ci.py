@@ -120,7 +120,7 @@ def tag_run(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
     with mlflow_errors(registry.uri, f"tagging run {args.run_id!r}",
                        "EDIT on the run's experiment (the log-runs user has it)"):
         for key, value in tags.items():
-            registry.client.set_tag(args.run_id, key, value)
+            registry.session.client.set_tag(args.run_id, key, value)
     return {"commit": args.commit}
 
 

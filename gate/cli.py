@@ -10,12 +10,15 @@ import logging
 import os
 import sys
 import traceback
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from gate import config as config_mod
-from gate import deliver, github, runner_log
+from gate import deliver, destinations, github, runner_log
 from gate.errors import GateError, InputError
 from gate.tracking import apply_client_defaults, redact_uri, resolve_tracking_uri
+
+if TYPE_CHECKING:
+    from gate.registry import Registry
 
 DEFAULT_CONFIG = "gate.toml"
 MAX_ERROR = 600     # characters of an error line
@@ -168,7 +171,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return history.status(registry, cfg, sys.stdout, args.json)
 
 
-def _promote(args: argparse.Namespace, registry: object, cfg: config_mod.Config) -> int:
+def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Config) -> int:
     from gate.gating import run_gate
 
     reason = (args.reason or "").strip()
@@ -211,8 +214,9 @@ def _skip(args: argparse.Namespace) -> int:
     print(github.notice(f"Model gate skipped: {args.reason}", title="model gate"))
     if args.comment:
         # A sticky verdict from an earlier commit must not outlive a run that judged nothing.
-        deliver.post_comment(Report(markdown, markdown), args.model_name,
-                             deliver.Targets(comment=True, pr=args.pr), sys.stdout, os.environ)
+        comment = destinations.PullRequestComment(args.model_name, args.pr, sys.stdout,
+                                                  os.environ)
+        comment.send(Report(markdown, markdown), None, {})
     return 0
 
 

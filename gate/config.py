@@ -11,13 +11,29 @@ import reprlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from enum import StrEnum
 from typing import Any
 
 from gate.errors import ConfigError, echo
 from gate.metricspec import AVERAGES, MetricSpec, is_classification, known_direction
 
-POLICIES = ("significant", "point", "non_inferiority")
-DIRECTIONS = ("lower", "higher")
+
+class Policy(StrEnum):
+    """How a worsening becomes a failure (DESIGN.md, Verdict rules)."""
+
+    SIGNIFICANT = "significant"
+    POINT = "point"
+    NON_INFERIORITY = "non_inferiority"
+
+
+class Direction(StrEnum):
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+# StrEnum members are their values: `"point" in POLICIES` and f-strings keep working
+POLICIES = tuple(Policy)
+DIRECTIONS = tuple(Direction)
 ON_MISSING_CHAMPION = ("first_model", "block")
 MAX_SEED = 2**63 - 1        # numpy takes any non-negative int; a seed past this is a typo
 
@@ -193,7 +209,10 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     config = Config(model=model, compare=compare, metrics=metrics, source=source,
                     primary_metric=primary or metrics[0].name, eval=evaluation)
     _check_values(config)
-    return config
+    # validated: the free strings become their enums (which still compare as strings)
+    return replace(config, compare=replace(config.compare, policy=Policy(config.compare.policy)),
+                   metrics=tuple(replace(rule, direction=Direction(rule.direction))
+                                 for rule in config.metrics))
 
 
 def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:

@@ -2,10 +2,28 @@
 from __future__ import annotations
 
 import math
+from enum import StrEnum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from gate.config import Config, MetricRule
+from gate.config import Config, MetricRule, Policy
+
+
+class Status(StrEnum):
+    """One metric's result. A StrEnum: it compares, hashes and serialises as its value."""
+
+    PASSED = "passed"
+    WITHIN_NOISE = "within_noise"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class VerdictStatus(StrEnum):
+    PASSED = "passed"
+    BLOCKED = "blocked"
+    FIRST_MODEL = "first_model"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -90,25 +108,25 @@ class Verdict:
 
     @property
     def failed(self) -> tuple[MetricResult, ...]:
-        return tuple(m for m in self.metrics if m.status == "failed")
+        return tuple(m for m in self.metrics if m.status == Status.FAILED)
 
     @property
     def errors(self) -> tuple[MetricResult, ...]:
-        return tuple(m for m in self.metrics if m.status == "error")
+        return tuple(m for m in self.metrics if m.status == Status.ERROR)
 
     @property
     def status(self) -> str:
         if self.errors:
-            return "error"
+            return VerdictStatus.ERROR
         if self.failed or self.blocked_by:
-            return "blocked"
+            return VerdictStatus.BLOCKED
         if self.champion_version is None:
-            return "first_model"
-        return "passed"
+            return VerdictStatus.FIRST_MODEL
+        return VerdictStatus.PASSED
 
     @property
     def passed(self) -> bool:
-        return self.status in ("passed", "first_model")
+        return self.status in (VerdictStatus.PASSED, VerdictStatus.FIRST_MODEL)
 
     @property
     def paired(self) -> bool:
@@ -167,11 +185,11 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     if logged is None or not math.isfinite(logged):
         what = "missing from" if logged is None else f"not finite ({logged}) in"
         if rule.required:
-            return MetricResult(status="error", candidate=logged,
+            return MetricResult(status=Status.ERROR, candidate=logged,
                                 reason=f"required metric {what} the candidate run", **base)
         # an optional metric the gate scored itself is still judged
         if paired is None and rule.name not in evidence.candidate_computed:
-            return MetricResult(status="skipped", candidate=logged,
+            return MetricResult(status=Status.SKIPPED, candidate=logged,
                                 reason=f"optional metric {what} the candidate run", **base)
     candidate: float = paired.candidate if paired else \
         evidence.candidate_computed.get(rule.name, logged if logged is not None else math.nan)
@@ -181,7 +199,7 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     if evidence.champion_version is None or not _finite(champion):
         why = "no Production version" if evidence.champion_version is None \
             else "Production has no finite value"
-        return MetricResult(status="failed" if bound else "passed", candidate=candidate,
+        return MetricResult(status=Status.FAILED if bound else Status.PASSED, candidate=candidate,
                             reason=bound or f"absolute bound only ({why})", **base)
 
     assert champion is not None  # for the type checker: _finite checked it
@@ -195,16 +213,16 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
     if paired is not None:
         stats.update(low=paired.low, high=paired.high, mde=paired.mde)
     if bound:
-        return MetricResult(status="failed", reason=bound, **base, **stats)
+        return MetricResult(status=Status.FAILED, reason=bound, **base, **stats)
 
-    effective = policy if paired is not None else "point"
+    effective = policy if paired is not None else Policy.POINT
     by = f"worse by {worse:.4g}"
-    if effective == "significant":
+    if effective == Policy.SIGNIFICANT:
         assert paired is not None   # effective is "point" without a pairing
         failed = worse > allowance + slack and paired.low > 0
         why_failed = f"{by} > allowance {allowance:.4g}, confidently (CI low > 0)"
         why_noise = f"{by} > allowance {allowance:.4g}, but within noise (CI includes 0)"
-    elif effective == "non_inferiority":
+    elif effective == Policy.NON_INFERIORITY:
         assert paired is not None
         failed = paired.high > allowance + slack
         why_failed = f"CI high {paired.high:.4g} > allowance {allowance:.4g}: " \
@@ -215,13 +233,13 @@ def _judge(rule: MetricRule, evidence: Evidence, policy: str) -> MetricResult:
         why_failed = f"{by} > allowance {allowance:.4g}"
         why_noise = ""
     if failed:
-        status, reason = "failed", why_failed
+        status, reason = Status.FAILED, why_failed
     elif worse > allowance + slack:
-        status, reason = "within_noise", why_noise
+        status, reason = Status.WITHIN_NOISE, why_noise
     elif worse > 0:
-        status, reason = "passed", f"{by}, within allowance {allowance:.4g}"
+        status, reason = Status.PASSED, f"{by}, within allowance {allowance:.4g}"
     else:
-        status, reason = "passed", f"not worse (allowance {allowance:.4g})"
+        status, reason = Status.PASSED, f"not worse (allowance {allowance:.4g})"
     return MetricResult(status=status, reason=reason, **base, **stats)
 
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any, Mapping, TextIO
 from urllib.parse import urlsplit
 
-from gate import github
+from gate import destinations
 from gate.decide import Verdict
-from gate.errors import GateError, InfraError, InputError, echo
-from gate.report import Report, marker
+from gate.destinations import max_wait as _max_wait  # noqa: F401 (its old home)
+from gate.errors import InfraError, InputError, echo
+from gate.report import Report
 
 CONFIG_DIFF_LINES = 200     # a longer diff is cut: the comment has a size limit
 
@@ -111,18 +112,11 @@ def probe(path: str) -> None:
 def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
             data: Mapping[str, Any], out: TextIO | None = None,
             environ: Mapping[str, str] = os.environ) -> None:
-    out = out or sys.stdout
+    """Send the report to every destination the flags and the environment ask for."""
     report = with_config_diff(report, targets.config_diff)
-    # a terminal or a CI log gets plain text; the summary and the comment get markdown
-    out.write(report.text or report.markdown)
-    write_json(targets.json_path, data)
-    github.write_summary(report.markdown, targets.summary_path)
-    github.write_outputs(step_outputs(data), environ.get("GITHUB_OUTPUT"))
-    if environ.get("GITHUB_ACTIONS") == "true":
-        for line in annotations(verdict):
-            print(line, file=out)
-    if targets.comment:
-        post_comment(report, model_name, targets, out, environ)
+    for destination in destinations.for_targets(targets, model_name, out or sys.stdout,
+                                                environ):
+        destination.send(report, verdict, data)
 
 
 def with_config_diff(report: Report, path: str | None) -> Report:
@@ -160,46 +154,6 @@ def step_outputs(data: Mapping[str, Any]) -> dict[str, str]:
             "champion_version": str(data.get("champion_version") or ""),
             "promoted_version": str(data.get("promoted_version") or ""),
             "failed_metrics": "\n".join(data.get("failed_metrics", []))}
-
-
-def annotations(verdict: Verdict) -> list[str]:
-    failures = [(f"{m.name} {m.status}", f"{m.name}: {m.reason}")
-                for m in verdict.metrics if m.status in ("failed", "error")]
-    lines = github.error_annotations(failures)
-    if verdict.status == "first_model":
-        lines.append(github.notice("No Production version yet: first model",
-                                   title="model gate"))
-    return lines
-
-
-def post_comment(report: Report, model_name: str, targets: Targets, out: TextIO,
-                 environ: Mapping[str, str]) -> None:
-    """Post or update the sticky comment; any failure is a warning, never a verdict."""
-    try:
-        pr = github.pr_number(environ.get("GITHUB_EVENT_PATH"), targets.pr)
-        if pr is None:
-            print("gate: not a pull request: no comment posted", file=sys.stderr)
-            return
-        token, repo = environ.get("GITHUB_TOKEN", ""), environ.get("GITHUB_REPOSITORY", "")
-        if not token or not repo:
-            raise InputError("GITHUB_TOKEN and GITHUB_REPOSITORY are needed")
-        client = github.GitHubClient(environ.get("GITHUB_API_URL", "https://api.github.com"),
-                                     token, max_wait=_max_wait(environ),
-                                     graphql_url=environ.get("GITHUB_GRAPHQL_URL") or None)
-        body = github.fit_comment(report.markdown, report.without_details)
-        action = client.upsert_comment(repo, pr, body, marker(model_name))
-    except GateError as exc:
-        print(github.warning(f"PR comment not posted (the verdict stands): {exc}"), file=out)
-        return
-    print(f"gate: PR #{pr} comment {action}", file=sys.stderr)
-
-
-def _max_wait(environ: Mapping[str, str]) -> float:
-    """Seconds the comment may spend retrying GitHub (GATE_GITHUB_MAX_WAIT, default 120)."""
-    try:
-        return max(0.0, float(environ.get("GATE_GITHUB_MAX_WAIT", github.DEFAULT_MAX_WAIT)))
-    except ValueError:
-        return github.DEFAULT_MAX_WAIT
 
 
 def secrets_in(environ: Mapping[str, str]) -> list[str]:

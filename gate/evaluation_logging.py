@@ -127,6 +127,7 @@ def _metrics(task: str, y: Any, pred: Any, proba: Any,
              classes: list[Any]) -> dict[str, float]:
     from gate import stats
 
+    names: tuple[str, ...]
     if task == contract.REGRESSION:
         names, scores = REGRESSION_METRICS, pred.astype(float)
     else:

@@ -204,7 +204,7 @@ def _champion_rows(registry: Registry, champion: Champion, work: Path,
     if recorded_uri and recorded_sha and target:
         parent, _, name = recorded_uri.rpartition("/")
         what = f"{label}'s eval rows ({name})"
-        if registry.fetch(parent, (name,), str(work)) is None:
+        if registry.artifacts.fetch(parent, (name,), str(work)) is None:
             # e.g. its run deleted and garbage-collected: nothing left to pair on
             raise Fallback(f"{what} recorded at its promotion are gone")
         rows = evalset.eval_rows(work / name, target, what)
@@ -236,11 +236,11 @@ def _run_evaluation(registry: Registry, run: RunInfo, work: Path,
                     label: str) -> RunEvaluation | None:
     """The evaluation a run logged under the contract (or contract 0), or None."""
     base = run.artifact_uri.rstrip("/")
-    if registry.fetch(base, (contract.MANIFEST,), str(work)) is not None:
+    if registry.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
         manifest = evalset.read_manifest(work / contract.MANIFEST,
                                          f"{label}: {contract.MANIFEST}")
         files = (contract.EVAL_ROWS, contract.PREDICTIONS)
-        if registry.fetch(base, files, str(work)) is None:
+        if registry.artifacts.fetch(base, files, str(work)) is None:
             raise InputError(f"{label}: {contract.MANIFEST} is there but "
                              f"{' or '.join(files)} is missing")
         rows = evalset.eval_rows(work / contract.EVAL_ROWS, manifest["target"],
@@ -254,7 +254,7 @@ def _run_evaluation(registry: Registry, run: RunInfo, work: Path,
     if not target:
         return None
     legacy = (contract.LEGACY_EVAL_ROWS, contract.LEGACY_PREDICTIONS)
-    if registry.fetch(base, legacy, str(work)) is None:
+    if registry.artifacts.fetch(base, legacy, str(work)) is None:
         return None
     rows = evalset.eval_rows(work / contract.LEGACY_EVAL_ROWS, target,
                              f"{label}: {contract.LEGACY_EVAL_ROWS}", row_id=None)
@@ -278,14 +278,14 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
               label: str, missing: str) -> Model | None:
     """MLmodel, and the model file when a safe loader reads it; untrusted skops types
     are refused (exit 2) before anything of the file is built."""
-    if location is None or registry.fetch(location, ("MLmodel",), str(dest)) is None:
+    if location is None or registry.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
         if missing:
             raise InputError(missing)
         return None
     info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
     if info.data is None or info.loader is None or not loaders.available(info):
         return Model(info, None)
-    if registry.fetch(location, (info.data,), str(dest)) is None:
+    if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
     loaders.vet(dest, info, config.model.all_trusted_types, label)
     return Model(info, dest)
@@ -377,7 +377,7 @@ def _cached(registry: Registry, champion: Champion, chosen: evalset.EvalRows, wo
     if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
         return None
     base = champion.run.artifact_uri.rstrip("/")
-    if registry.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
+    if registry.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
         return None
     path = work / contract.CACHED_PREDICTIONS
     if evalset.sha256_file(path) != sha:

@@ -48,7 +48,9 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     promote when asked and allowed."""
     deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.run(run_id)
-    missing, early = None, []
+    missing: str | None = None
+    early: list[str] = []
+    champion: Champion | None
     if against:
         champion = registry.baseline(config.model.name, against)
     else:
@@ -159,8 +161,8 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
         return None
     expected = champion.version if champion else None
     # cheap re-read first, so a lost race creates no version at all
-    registry.check_unchanged(model, expected)
-    version = registry.register(model.name, candidate)
+    registry.promotions.check_unchanged(model, expected)
+    version = registry.promotions.register(model.name, candidate)
     if expected == version:
         return None
     tags = {contract.V_STATUS: "forced" if forced else verdict.status,
@@ -172,8 +174,8 @@ def promote_run(registry: Registry, config: Config, candidate: RunInfo,
     if gathered is not None:
         tags.update(_evidence_tags(registry, candidate, gathered, notes))
     try:
-        with registry.promotion_lock(model.name):
-            registry.move_champion(model, version, expected, tags)
+        with registry.promotions.promotion_lock(model.name):
+            registry.promotions.move_champion(model, version, expected, tags)
     except InfraError as exc:
         _mark_lost(registry, model.name, version, exc)
         raise
@@ -187,8 +189,8 @@ def _mark_lost(registry: Registry, name: str, version: str, why: InfraError) -> 
     with contextlib.suppress(GateError):
         if contract.V_PROMOTED_AT in registry.version(name, version).tags:
             return
-        registry.tag_version(name, version, {contract.V_STATUS: LOST_RACE,
-                                             contract.V_LOST_REASON: str(why)[:500]})
+        registry.promotions.tag_version(name, version, {
+            contract.V_STATUS: LOST_RACE, contract.V_LOST_REASON: str(why)[:500]})
 
 
 def _evidence_tags(registry: Registry, candidate: RunInfo, gathered: evidence.Gathered,
@@ -213,7 +215,7 @@ def _evidence_tags(registry: Registry, candidate: RunInfo, gathered: evidence.Ga
         local = Path(tmp, Path(contract.CACHED_PREDICTIONS).name)
         local.write_bytes(gathered.cache)
         try:
-            registry.log_file(candidate.run_id, local, contract.FOLDER)
+            registry.artifacts.log_file(candidate.run_id, local, contract.FOLDER)
         except InfraError as exc:
             if notes is not None:
                 notes.append(f"the gate's predictions of this version were not kept "

@@ -5,7 +5,7 @@ import datetime as dt
 import os
 from typing import Any, TextIO
 
-from gate import deliver, github
+from gate import contract, deliver, github
 from gate.config import Config
 from gate.errors import InputError
 from gate.gating import metrics_from_tag, actor
@@ -17,7 +17,8 @@ HISTORY_ROWS = 20
 def status(registry: Registry, config: Config, out: TextIO, json_path: str | None) -> int:
     model = config.model
     deliver.preflight(deliver.Targets(json_path=json_path), {})
-    versions = registry.versions(model.name)
+    # the newest rows and one more, to know whether older ones exist: one bounded search
+    versions = registry.versions(model.name, newest=HISTORY_ROWS + 1)
     if not versions:
         raise InputError(f"model {model.name!r} has no versions in {registry.uri_safe}")
     champion = registry.champion_version(model)
@@ -28,7 +29,7 @@ def status(registry: Registry, config: Config, out: TextIO, json_path: str | Non
     header = ["version", "aliases", "gate", "promoted at", "replaced", "commit", *metric_names]
     out.write(_table(header, [[r[h] for h in header] for r in rows]))
     if len(versions) > HISTORY_ROWS:
-        out.write(f"\n({len(versions) - HISTORY_ROWS} older versions not shown)\n")
+        out.write("\n(older versions not shown)\n")
     deliver.write_json(json_path, {"model_name": model.name, "champion_version": champion,
                                    "versions": rows})
     return 0
@@ -41,18 +42,20 @@ def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO
     if current is None:
         raise InputError(f"model {model.name!r} has no Production version to roll back")
     info = registry.version(model.name, current)
-    previous = info.tags.get("gate.champion_version", "none")
+    previous = info.tags.get(contract.V_CHAMPION, "none")
     if previous in ("", "none"):
         raise InputError(f"{model.name} v{current} records no previous champion; choose one "
                          "with `gate promote --version N --force --reason TEXT`")
     registry.version(model.name, previous)   # it must still exist
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with registry.promotion_lock(model.name):
-        registry.move_champion(model, previous, current,
-                               {"gate.restored_from": current, "gate.actor": actor()})
-    registry.tag_version(model.name, current, {
-        "gate.rolled_back_at": now, "gate.rollback_reason": (reason or "none given")[:500],
-        "gate.rolled_back_by": actor()})
+    with registry.promotions.promotion_lock(model.name):
+        registry.promotions.move_champion(
+            model, previous, current,
+            {contract.V_RESTORED_FROM: current, contract.V_ACTOR: actor()})
+    registry.promotions.tag_version(model.name, current, {
+        contract.V_ROLLED_BACK_AT: now,
+        contract.V_ROLLBACK_REASON: (reason or "none given")[:500],
+        contract.V_ROLLED_BACK_BY: actor()})
     out.write(f"Rolled back {model.name}: Production (@{model.alias}) moved from "
               f"v{current} to v{previous}\n")
     # The action's outputs: the version now in Production and the one it replaced.
@@ -63,21 +66,22 @@ def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO
 
 
 def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[str, Any]:
-    values = metrics_from_tag(info.tags.get("gate.metrics"))
+    values = metrics_from_tag(info.tags.get(contract.V_METRICS))
     marker = " ◀" if info.version == champion else ""
     row = {"version": f"v{info.version}{marker}", "aliases": ",".join(info.aliases) or "-",
-           "gate": info.tags.get("gate.status", "-") +
-           (" (rolled back)" if "gate.rolled_back_at" in info.tags else ""),
-           "promoted at": info.tags.get("gate.promoted_at", "-"),
-           "replaced": _v(info.tags.get("gate.champion_version")),
-           "commit": info.tags.get("gate.commit", "-")[:10]}
+           "gate": info.tags.get(contract.V_STATUS, "-") +
+           (" (rolled back)" if contract.V_ROLLED_BACK_AT in info.tags else ""),
+           "promoted at": info.tags.get(contract.V_PROMOTED_AT, "-"),
+           "replaced": _version_cell(info.tags.get(contract.V_CHAMPION)),
+           "commit": info.tags.get(contract.V_COMMIT, "-")[:10]}
     for name in metrics:
         value = values.get(name)
         row[name] = f"{value:.4f}" if value is not None else "-"
     return row
 
 
-def _v(version: str | None) -> str:
+def _version_cell(version: str | None) -> str:
+    """A version for the status table: `-` when there is none."""
     return f"v{version}" if version and version != "none" else "-"
 
 

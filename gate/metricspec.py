@@ -84,9 +84,9 @@ def known_direction(metric: str) -> str | None:
 
 def needs_proba(metric: str) -> bool:
     name = canonical(metric)
-    return bool(name) and _CATALOGUE[name][1]
+    return name is not None and _CATALOGUE[name][1]
 
 
 def is_classification(metric: str) -> bool:
     name = canonical(metric)
-    return bool(name) and _CATALOGUE[name][2]
+    return name is not None and _CATALOGUE[name][2]

@@ -42,6 +42,6 @@ class LogGuard:
 def guard_streams() -> None:
     """Route sys.stdout and sys.stderr through LogGuard (once)."""
     if not isinstance(sys.stdout, LogGuard):
-        sys.stdout = LogGuard(sys.stdout)    # type: ignore[assignment]
+        sys.stdout = LogGuard(sys.stdout)
     if not isinstance(sys.stderr, LogGuard):
-        sys.stderr = LogGuard(sys.stderr)    # type: ignore[assignment]
+        sys.stderr = LogGuard(sys.stderr)

@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
 .venv/bin/flake8 gate tests bench train_model.py deploy examples
+.venv/bin/mypy                      # strict on gate/ and train_model.py (mypy.ini)
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from mlflow import MlflowClient
 
 from gate.cli import main
-from gate.registry import LOCK_TAG
+from gate.contract import LOCK_TAG
 from tests.conftest import ROOT, train
 
 T = TypeVar("T")

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 
 from gate import config as config_mod
-from gate import registry as registry_mod
+from gate import promotion as promotion_mod
 from gate.cli import main
 from gate.tracking import redact_uri
 from tests.conftest import ROOT, train
@@ -336,7 +336,7 @@ def test_champion_whose_run_was_garbage_collected_still_works(
 def test_ctrl_c_during_the_settle_releases_the_lease(
         local_store: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture) -> None:
-    monkeypatch.setattr(registry_mod, "LOCK_SETTLE", 5.0)
+    monkeypatch.setattr(promotion_mod, "LOCK_SETTLE", 5.0)
     run_id = train()
     watcher = MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
     stop = threading.Event()
@@ -344,7 +344,7 @@ def test_ctrl_c_during_the_settle_releases_the_lease(
     def interrupt_once_locked() -> None:
         while not stop.is_set():
             models = watcher.search_registered_models()
-            if models and registry_mod.LOCK_TAG in (models[0].tags or {}):
+            if models and promotion_mod.LOCK_TAG in (models[0].tags or {}):
                 _thread.interrupt_main()    # what Ctrl-C does to the main thread
                 return
             time.sleep(0.05)
@@ -358,14 +358,14 @@ def test_ctrl_c_during_the_settle_releases_the_lease(
         thread.join()
     assert capsys.readouterr().err.strip().endswith("gate: interrupted")
     model = client().get_registered_model(MODEL)
-    assert registry_mod.LOCK_TAG not in model.tags and not model.aliases
+    assert promotion_mod.LOCK_TAG not in model.tags and not model.aliases
 
 
 def test_a_version_left_by_a_lost_race_is_tagged(local_store: Path,
                                                  capsys: pytest.CaptureFixture) -> None:
     assert main(["check", "--run-id", train(), "--promote"]) == 0
     # another promotion holds the lease
-    client().set_registered_model_tag(MODEL, registry_mod.LOCK_TAG,
+    client().set_registered_model_tag(MODEL, promotion_mod.LOCK_TAG,
                                       f"other:{int(time.time()) + 60}")
     assert main(["check", "--run-id", train("--seed", "7"), "--promote"]) == 3
     assert "another promotion" in one_line(capsys.readouterr().err)

@@ -13,7 +13,7 @@ from cmarkgfm.cmark import Options
 from gate import report
 from gate.config import CompareConfig, Config, MetricRule, ModelConfig
 from gate.decide import Evidence, MetricResult, PairedStat, decide
-from gate.registry import Champion, RunInfo
+from gate.domain import Champion, RunInfo
 
 CONFIG = Config(model=ModelConfig("diabetes"), compare=CompareConfig(),
                 metrics=(MetricRule("rmse", "lower", max=70.0, tolerance_rel=0.02),

@@ -17,7 +17,7 @@ from gate import config as config_mod
 from gate import report
 from gate.config import CompareConfig, Config, MetricRule, ModelConfig
 from gate.decide import Evidence, PairedStat, decide
-from gate.registry import Champion, RunInfo
+from gate.domain import Champion, RunInfo
 from tests.test_report import LOGGED
 from tests import browser
 

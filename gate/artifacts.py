@@ -1,0 +1,92 @@
+"""Artifact transfers: a few named files down from a run or model, one file up.
+
+A GET per file, sizes capped before anything parses them; S3 faults of clients that
+write to the bucket directly are told apart from files that are not there.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Sequence
+
+from gate import contract
+from gate.errors import InfraError, InputError
+from gate.mlflow_session import Session, first_line, short_infra, unreachable
+from gate.storage import storage_error, storage_errors
+from gate.tracking import redact_uri
+
+
+class Artifacts:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def fetch(self, location: str, paths: Sequence[str], dest: str) -> Path | None:
+        """Download files under an artifact location (a run's artifact_uri, a model's
+        storage location) to dest/<path>; dest, or None when one of them is not there.
+
+        One GET per file: MLflow's download_artifacts first lists every path to learn
+        whether it is a folder, which doubles the requests. Only when a download fails
+        is the parent listed, to tell a missing file from a failing store.
+        """
+        from mlflow.store.artifact.artifact_repository_registry import \
+            get_artifact_repository
+
+        base = location.rstrip("/")
+        try:
+            repo = get_artifact_repository(base, tracking_uri=self.session.uri)
+        except Exception as exc:  # an unknown scheme, a store this client cannot use
+            if (s3_fault := storage_error(exc, base)) is not None:
+                raise s3_fault from None
+            raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
+                             f"{first_line(exc)[:200]}") from None
+        for path in paths:
+            local = Path(dest, *PurePosixPath(path).parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                download_one(repo, path, local)
+            except Exception as exc:  # each store raises its own types; sorted out here
+                if (s3_fault := storage_error(exc, base)) is not None:
+                    raise s3_fault from None
+                if unreachable(exc) or self._listed(f"{base}/{path}"):
+                    raise InfraError(f"cannot download {path} from {redact_uri(self.session.uri)}: "
+                                     f"{short_infra(exc)}") from None
+                return None
+            if local.stat().st_size > contract.MAX_ARTIFACT_BYTES:
+                raise InputError(f"{redact_uri(base)}/{path}: over the gate's limit of "
+                                 f"{contract.MAX_ARTIFACT_BYTES} bytes")
+        return Path(dest)
+
+    def log_file(self, run_id: str, local: Path, folder: str) -> None:
+        """Upload one file into a run's artifacts under `folder`."""
+        with self.session.errors(f"writing artifacts of run {run_id}",
+                                 "EDIT on the experiment (writing run artifacts)"):
+            self.session.client.log_artifact(run_id, str(local), artifact_path=folder)
+
+    def _listed(self, uri: str) -> bool:
+        """Whether the artifact at `uri` shows in its parent's listing."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        parent, _, leaf = uri.rpartition("/")
+        try:
+            with storage_errors(parent):
+                listed = mlflow.artifacts.list_artifacts(artifact_uri=parent,
+                                                         tracking_uri=self.session.uri)
+        except (MlflowException, OSError) as exc:
+            raise InfraError(f"cannot list {redact_uri(parent)}: {short_infra(exc)}") from None
+        return any(info.path.rstrip("/").rsplit("/", 1)[-1] == leaf for info in listed or [])
+
+
+def download_one(repo: Any, path: str, local: Path) -> None:
+    """One file from an artifact repository, in one request.
+
+    MLflow's public download_artifacts lists the path first to learn whether it is a
+    folder, doubling the requests; `_download_file` is the one-file download every
+    artifact store implements. It is private: tests/test_artifacts.py fails
+    first if MLflow renames it.
+    """
+    repo._download_file(path, str(local))
+
+
+def temp_dir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="gate-")

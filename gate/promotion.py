@@ -1,0 +1,150 @@
+"""Promotion: register a run's model, move Production to it under a lease, tag it.
+
+MLflow has no compare-and-set, so every move re-reads Production first and takes a
+lease (a registered-model tag written, then read back after a settle); the alias is read
+back after it moved, since `set_registered_model_alias` is last-writer-wins.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import time
+import uuid
+import warnings
+from typing import TYPE_CHECKING, Iterator, Mapping
+
+from gate import contract
+from gate.config import ModelConfig
+from gate.domain import RunInfo
+from gate.errors import InfraError, InputError
+from gate.mlflow_session import EDIT, name_filter, quote
+
+if TYPE_CHECKING:
+    from gate.registry import Registry
+
+LOCK_TAG = contract.LOCK_TAG
+
+CHAMPION_TAG = contract.M_CHAMPION     # registered-model tag: the version last promoted
+
+LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK_TTL)
+
+LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
+
+
+class Promotions:
+    """The registry's writes; `registry` answers the reads they check against."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self.session = registry.session
+        self.client = registry.session.client
+
+    def register(self, name: str, run: RunInfo) -> str:
+        """The run's model as a version of `name`; the same run never becomes two."""
+        if not run.model_id:
+            raise InputError(f"run {run.run_id} logged no model: nothing to register")
+        with self.session.errors(f"registering run {run.run_id} as model {name!r}", EDIT):
+            existing = [mv for mv in self.client.search_model_versions(
+                f"{name_filter(name)} and run_id = '{quote(run.run_id)}'") if mv.name == name]
+            if existing:
+                return str(min(int(mv.version) for mv in existing))
+            if self.registry.registered_model(name) is None:
+                self.client.create_registered_model(name)
+            mv = self.client.create_model_version(
+                name, source=f"models:/{run.model_id}", run_id=run.run_id,
+                model_id=run.model_id, await_creation_for=60)
+        return str(mv.version)
+
+    def move_champion(self, model: ModelConfig, version: str, expected: str | None,
+                      tags: Mapping[str, str]) -> None:
+        """Point the alias (and stage) at `version` if the champion is still `expected`.
+
+        Tags describing the decision go on first; the alias moves last, and is read
+        back because set_registered_model_alias is last-writer-wins.
+        """
+        self.check_unchanged(model, expected)
+        with self.session.errors(f"promoting model {model.name!r} v{version}", EDIT):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(model.name, version, key, value)
+            self.client.set_registered_model_alias(model.name, model.alias, version)
+            if model.stage:
+                with _quiet():
+                    self.client.transition_model_version_stage(
+                        model.name, version, model.stage, archive_existing_versions=False)
+            now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            after = self.registry.champion_version(model)
+            if after != version:
+                raise InfraError(f"another promotion of {model.name!r} won the race: "
+                                 f"Production is {_named(after)}, not v{version}")
+            self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
+            # survives the version's deletion: a vanished alias is then told from none
+            self.client.set_registered_model_tag(model.name, CHAMPION_TAG, version)
+
+    @contextlib.contextmanager
+    def promotion_lock(self, name: str) -> Iterator[None]:
+        """Hold a lease on moving Production of `name`.
+
+        MLflow has no compare-and-set, so two promotions write their token to a
+        registered-model tag, wait for writes in flight to land, and only the one
+        whose token survived goes on; a crashed holder's lease expires. The lease is
+        released on every way out, Ctrl-C during the settle included.
+        """
+        ttl = float(os.environ.get("GATE_LOCK_TTL", LOCK_TTL))
+        token = f"{uuid.uuid4().hex}:{int(time.time() + ttl)}"
+        with self.session.errors(f"locking model {name!r} for promotion", EDIT):
+            held = (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG)
+            if held and not _expired(held):
+                raise InfraError(f"another promotion of {name!r} is in progress (or crashed "
+                                 f"less than {ttl:.0f} s ago); nothing was promoted, re-run "
+                                 "the gate after it finishes")
+        try:
+            with self.session.errors(f"locking model {name!r} for promotion", EDIT):
+                self.client.set_registered_model_tag(name, LOCK_TAG, token)
+                time.sleep(LOCK_SETTLE)
+                if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) != token:
+                    raise InfraError(f"another promotion of {name!r} took the lock first; "
+                                     "nothing was promoted, re-run the gate against it")
+            yield
+        finally:
+            self._release(name, token)
+
+    def _release(self, name: str, token: str) -> None:
+        # release only our own lease: an expired one may have been taken over. A second
+        # Ctrl-C here is let through: the lease then expires after its TTL.
+        with contextlib.suppress(Exception):
+            if (self.client.get_registered_model(name).tags or {}).get(LOCK_TAG) == token:
+                self.client.delete_registered_model_tag(name, LOCK_TAG)
+
+    def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
+        """Raise InfraError if Production is no longer the version the gate compared to."""
+        current = self.registry.champion_version(model)
+        if current != expected:
+            raise InfraError(f"Production of {model.name!r} moved from {_named(expected)} to "
+                             f"{_named(current)} while the gate ran; nothing was promoted, "
+                             "re-run the gate against the new champion")
+
+    def tag_version(self, name: str, version: str, tags: Mapping[str, str]) -> None:
+        with self.session.errors(f"tagging model {name!r} v{version}", EDIT):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
+
+def _expired(lease: str) -> bool:
+    try:
+        return int(lease.rsplit(":", 1)[1]) < time.time()
+    except (IndexError, ValueError):
+        return True
+
+
+def _named(version: str | None) -> str:
+    """A version for an error message: `no version` when there is none."""
+    return f"v{version}" if version else "no version"
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence MLflow's stage deprecation and registration chatter."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
