@@ -1,57 +1,25 @@
 """Gather the evidence for a verdict: both models scored on rows the candidate did not pick.
 
-Rows: the pinned `[eval] data`, else Production's eval rows (checked against the digest
-recorded at its promotion), else, for a first model, the candidate's own. Predictions:
-computed by the gate from the model file wherever a safe loader exists, else the run's
-logged ones, marked unverified. When no pairing is possible the logged metrics are
-the fallback, and the reason travels with the evidence into the report and the JSON.
+Which rows is `gate.rowsource`'s job, whose predictions `gate.scoring`'s; here they are
+put together, and when no pairing is possible the logged metrics are the fallback, with
+the reason travelling into the report and the JSON.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate import contract, evalset, loaders, modelfile
+from gate import contract, rowsource, scoring
 from gate.config import Config
-from gate.decide import Evidence, PairedStat
+from gate.decide import Evidence
 from gate.domain import Champion, RunInfo
-from gate.errors import InputError
 from gate.registry import Registry, temp_dir
+from gate.rowsource import Fallback, Rows
+from gate.scoring import Side
 
-
-class Fallback(Exception):
-    """No paired comparison is possible on these rows; says why."""
-
-
-@dataclass(frozen=True)
-class Side:
-    """How one model's numbers were obtained, for the report and the JSON."""
-
-    role: str                   # "candidate" | "champion"
-    model: str = ""             # "flavor / format", "" when the run logged no model
-    flavor_key: str = ""        # flavor:format
-    verified: bool = False      # predictions computed by the gate (now or at promotion)
-    how: str = ""               # "computed by the gate", "cached at promotion", "logged"
-
-    def as_json(self) -> dict[str, Any]:
-        return {"model": self.model or None, "verified": self.verified, "predictions": self.how}
-
-
-@dataclass(frozen=True)
-class Rows:
-    """Which rows the comparison used, and what promotion records about them."""
-
-    source: str                 # "pinned eval set ...", "Production v3's eval rows", ...
-    count: int
-    sha256: str
-    uri: str = ""               # the rows file's artifact URI when they live in a run
-    target: str = ""
-
-    def as_json(self) -> dict[str, Any]:
-        return {"source": self.source, "rows": self.count, "sha256": self.sha256}
+__all__ = ["Fallback", "Gathered", "Rows", "Side", "cache_digest", "gather"]
 
 
 @dataclass(frozen=True)
@@ -66,23 +34,6 @@ class Gathered:
     # the gate's own predictions of the candidate on `rows`, as Parquet: kept at
     # promotion so the next check can skip re-scoring this model
     cache: bytes | None = None
-
-
-@dataclass(frozen=True)
-class RunEvaluation:
-    """What a run logged under the evaluation contract: claims, until checked."""
-
-    rows: evalset.EvalRows
-    predictions: evalset.LoggedPredictions | None
-    task: str
-    uri: str                    # the rows file's artifact URI
-    target: str
-
-
-@dataclass(frozen=True)
-class Model:
-    info: modelfile.ModelFile
-    folder: Path | None         # downloaded files when a safe loader can read it
 
 
 def gather(registry: Registry, config: Config, candidate: RunInfo,
@@ -100,41 +51,42 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
                          f"'{config.model.alias}' alias is set")
     with temp_dir() as tmp:
         work = Path(tmp)
-        cand_model = _run_model(registry, config, candidate.model_id, work / "candidate-model",
-                                f"candidate model of run {candidate.run_id}")
+        cand_model = scoring.run_model(registry, config, candidate.model_id,
+                                       work / "candidate-model",
+                                       f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
         cand_side = Side("candidate", cand_model.info.description if cand_model else "",
                          flavor)
         try:
-            cand_eval = _run_evaluation(registry, candidate, work / "candidate",
-                                        f"run {candidate.run_id}")
-            rows, chosen = _chosen_rows(registry, config, champion, cand_eval, work, notes)
+            cand_eval = rowsource.run_evaluation(registry, candidate, work / "candidate",
+                                                 f"run {candidate.run_id}")
+            rows, chosen = rowsource.chosen_rows(registry, config, champion, cand_eval, work, notes)
         except Fallback as why:
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
                              data_changed)
-        notes.extend(_rows_differ(chosen, cand_eval, rows))
-        task = _task(config, chosen)
+        notes.extend(rowsource.rows_differ(chosen, cand_eval, rows))
+        task = scoring.task_of(config, chosen)
         try:
-            cand_out, cand_side = _predictions(cand_model, cand_eval, chosen, task, cand_side,
-                                               config, "the candidate")
+            cand_out, cand_side = scoring.predictions(cand_model, cand_eval, chosen, task,
+                                                      cand_side, config, "the candidate")
         except Fallback as why:
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
                              data_changed, rows)
-        cache = _cache_bytes(cand_out) if cand_side.verified else None
+        cache = scoring.cache_bytes(cand_out) if cand_side.verified else None
         common: dict[str, Any] = {"notes": tuple(notes), "eval_rows": rows.count,
                                   "data_changed": data_changed, "candidate": cand_side,
                                   "rows": rows, "cache": cache}
         verified: dict[str, Any] = {"candidate_verified": cand_side.verified,
                                     "candidate_flavor": flavor}
         if champion is None:
-            computed = _computed_metrics(config, chosen.y, cand_out, task)
+            computed = scoring.computed_metrics(config, chosen.y, cand_out, task)
             return Gathered(Evidence(**base, **verified, candidate_computed=computed),
                             **common)
         champ_side = Side("champion")
         try:
-            champ_out, champ_side = _champion_predictions(registry, config, champion, chosen,
-                                                          task, work, notes)
-            paired = _paired(config, chosen.y, champ_out, cand_out, task)
+            champ_out, champ_side = scoring.champion_predictions(registry, config, champion, chosen,
+                                                                 task, work, notes)
+            paired = scoring.paired(config, chosen.y, champ_out, cand_out, task)
         except Fallback as why:
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
                              data_changed, rows, champ_side)
@@ -161,327 +113,9 @@ def _fallback(base: dict[str, Any], reason: str, notes: list[str], candidate: Ru
                     if champion_known else None, rows)
 
 
-# -- rows ------------------------------------------------------------------------
-
-def _chosen_rows(registry: Registry, config: Config, champion: Champion | None,
-                 cand_eval: RunEvaluation | None, work: Path,
-                 notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
-    if config.eval.data:
-        chosen = _pinned_rows(config)
-        return Rows(f"pinned eval set {config.eval.data}", len(chosen), chosen.sha256,
-                    target=config.eval.target), chosen
-    if champion is not None:
-        return _champion_rows(registry, champion, work / "champion", notes)
-    if cand_eval is None:
-        raise Fallback(f"the candidate run logged no evaluation ({contract.MANIFEST} or "
-                       f"{contract.LEGACY_EVAL_ROWS}) and no [eval] data is pinned")
-    notes.append("first model: its own eval rows are used (nothing to compare against)")
-    return Rows("the candidate's own eval rows", len(cand_eval.rows), cand_eval.rows.sha256,
-                cand_eval.uri, cand_eval.target), cand_eval.rows
-
-
-def _pinned_rows(config: Config) -> evalset.EvalRows:
-    path = config.eval.path(config.source)
-    what = f"[eval] data {config.eval.data} (in {config.source})"
-    if not path.is_file():
-        raise InputError(f"{what}: file not found")
-    rows = evalset.eval_rows(path, config.eval.target, what, config.eval.row_id or None)
-    expected = config.eval.digest.removeprefix("sha256:")
-    if expected and rows.sha256 != expected:
-        raise InputError(f"{what}: content differs from eval.digest (sha256 {rows.sha256[:16]}"
-                         f"... is not {expected[:16]}...)")
-    return rows
-
-
-def _champion_rows(registry: Registry, champion: Champion, work: Path,
-                   notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
-    """Production's eval rows: those recorded at its promotion, checked against their
-    digest; for a version promoted before digests were recorded, its run's own."""
-    tags = champion.tags
-    label = champion.label
-    recorded_uri, recorded_sha = tags.get(contract.V_EVAL_URI), tags.get(contract.V_EVAL_SHA)
-    target = tags.get(contract.V_EVAL_TARGET, "")
-    if recorded_uri and recorded_sha and target:
-        parent, _, name = recorded_uri.rpartition("/")
-        what = f"{label}'s eval rows ({name})"
-        if registry.artifacts.fetch(parent, (name,), str(work)) is None:
-            # e.g. its run deleted and garbage-collected: nothing left to pair on
-            raise Fallback(f"{what} recorded at its promotion are gone")
-        rows = evalset.eval_rows(work / name, target, what)
-        if rows.sha256 != recorded_sha:
-            raise InputError(f"{what} changed after its promotion (sha256 {rows.sha256[:12]}"
-                             f"... is not the recorded {recorded_sha[:12]}...): refusing to "
-                             "compare on them; pin [eval] data, or promote again")
-        return Rows(f"Production {label}'s eval rows", len(rows), rows.sha256, recorded_uri,
-                    target), rows
-    logged = _run_evaluation(registry, champion.run, work, f"{label}'s run")
-    if logged is None:
-        raise Fallback(f"{label} logged no eval rows and no [eval] data is pinned")
-    notes.append(f"Production {label}'s eval rows are not tamper-evident: it was promoted "
-                 "before the gate recorded their digest")
-    return Rows(f"Production {label}'s eval rows (unchecked)", len(logged.rows),
-                logged.rows.sha256, logged.uri, logged.target), logged.rows
-
-
-def _rows_differ(chosen: evalset.EvalRows, cand_eval: RunEvaluation | None,
-                 rows: Rows) -> list[str]:
-    if cand_eval is None or cand_eval.rows.sha256 == chosen.sha256:
-        return []
-    logged = cand_eval.rows
-    return [f"eval set differs: the candidate logged {len(logged)} eval rows; the gate "
-            f"compared on {rows.source} ({rows.count} rows) and ignored the candidate's"]
-
-
-def _run_evaluation(registry: Registry, run: RunInfo, work: Path,
-                    label: str) -> RunEvaluation | None:
-    """The evaluation a run logged under the contract (or contract 0), or None."""
-    base = run.artifact_uri.rstrip("/")
-    if registry.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
-        manifest = evalset.read_manifest(work / contract.MANIFEST,
-                                         f"{label}: {contract.MANIFEST}")
-        files = (contract.EVAL_ROWS, contract.PREDICTIONS)
-        if registry.artifacts.fetch(base, files, str(work)) is None:
-            raise InputError(f"{label}: {contract.MANIFEST} is there but "
-                             f"{' or '.join(files)} is missing")
-        rows = evalset.eval_rows(work / contract.EVAL_ROWS, manifest["target"],
-                                 f"{label}: {contract.EVAL_ROWS}")
-        predictions = evalset.logged_predictions(
-            work / contract.PREDICTIONS, len(rows), f"{label}: {contract.PREDICTIONS}",
-            manifest.get("classes", []))
-        return RunEvaluation(rows, predictions, manifest["task"],
-                             f"{base}/{contract.EVAL_ROWS}", manifest["target"])
-    target = run.tags.get(contract.TAG_TARGET)
-    if not target:
-        return None
-    legacy = (contract.LEGACY_EVAL_ROWS, contract.LEGACY_PREDICTIONS)
-    if registry.artifacts.fetch(base, legacy, str(work)) is None:
-        return None
-    rows = evalset.eval_rows(work / contract.LEGACY_EVAL_ROWS, target,
-                             f"{label}: {contract.LEGACY_EVAL_ROWS}", row_id=None)
-    predictions = evalset.logged_predictions(work / contract.LEGACY_PREDICTIONS, len(rows),
-                                             f"{label}: {contract.LEGACY_PREDICTIONS}")
-    return RunEvaluation(rows, predictions, contract.REGRESSION,
-                         f"{base}/{contract.LEGACY_EVAL_ROWS}", target)
-
-
-# -- models and their predictions ---------------------------------------------------
-
-def _run_model(registry: Registry, config: Config, model_id: str | None, dest: Path,
-               label: str) -> Model | None:
-    if not model_id:
-        return None
-    return _model_at(registry, config, registry.logged_model_location(model_id), dest, label,
-                     missing=f"{label} cannot be downloaded")
-
-
-def _model_at(registry: Registry, config: Config, location: str | None, dest: Path,
-              label: str, missing: str) -> Model | None:
-    """MLmodel, and the model file when a safe loader reads it; untrusted skops types
-    are refused (exit 2) before anything of the file is built."""
-    if location is None or registry.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
-        if missing:
-            raise InputError(missing)
-        return None
-    info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
-    if info.data is None or info.loader is None or not loaders.available(info):
-        return Model(info, None)
-    if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
-        raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
-    loaders.vet(dest, info, config.model.all_trusted_types, label)
-    return Model(info, dest)
-
-
-def _predictions(model: Model | None, logged: RunEvaluation | None,
-                 chosen: evalset.EvalRows, task: str, side: Side, config: Config,
-                 who: str) -> tuple[loaders.Outputs, Side]:
-    """One model's outputs on the chosen rows: computed when it loads safely, else its
-    logged predictions lined up with the chosen rows."""
-    if model is not None and model.folder is not None:
-        label = f"{who} ({model.info.description})"
-        loaded = loaders.load(model.folder, model.info, config.model.all_trusted_types, label)
-        supplied = _supplied_columns(loaded, model.info, chosen, logged)
-        if supplied:
-            rows, added = supplied
-            outputs = _score(loaded, model.info, rows, task, who)
-            return outputs, Side(side.role, side.model, side.flavor_key, False,
-                                 "computed by the gate, but on columns only the run supplied "
-                                 f"({', '.join(added)[:120]}): pin [eval] data to verify")
-        outputs = _score(loaded, model.info, chosen, task, who)
-        return outputs, Side(side.role, side.model, side.flavor_key, True,
-                             "computed by the gate from the model file")
-    why = "no safe loader for " + model.info.description if model else "no logged model"
-    if logged is None or logged.predictions is None:
-        raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
-    index, mismatch = evalset.align(chosen, logged.rows)
-    if index is None:
-        raise Fallback(f"{who}'s predictions cannot be computed ({why}) and its logged "
-                       f"ones are not on the eval set: {mismatch}")
-    p = logged.predictions
-    outputs = loaders.Outputs(p.values[index], None if p.proba is None else p.proba[index],
-                              p.classes)
-    return outputs, Side(side.role, side.model, side.flavor_key, False,
-                         f"logged by the run, unverified ({why})")
-
-
-def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
-                      chosen: evalset.EvalRows, logged: RunEvaluation | None
-                      ) -> tuple[evalset.EvalRows, list[str]] | None:
-    """A model needing features the chosen rows lack (a new feature) is scored on the
-    chosen rows extended with the run's own values of those columns, when its logged
-    rows line up with the chosen ones; None when nothing is missing."""
-    from dataclasses import replace
-
-    needed = list(info.input_columns or loaded.feature_names)
-    missing = [c for c in needed if c not in chosen.features.columns]
-    if not missing or logged is None:
-        return None
-    if any(c not in logged.rows.features.columns for c in missing):
-        return None
-    index, _ = evalset.align(chosen, logged.rows)
-    if index is None:
-        return None
-    extra = logged.rows.features[missing].iloc[index].reset_index(drop=True)
-    features = chosen.features.reset_index(drop=True).join(extra)
-    return replace(chosen, features=features), [str(c) for c in missing]
-
-
-def _champion_predictions(registry: Registry, config: Config, champion: Champion,
-                          chosen: evalset.EvalRows, task: str, work: Path,
-                          notes: list[str]) -> tuple[loaders.Outputs, Side]:
-    label = f"champion {config.model.name} {champion.label}"
-    cached = _cached(registry, champion, chosen, work / "cache", notes)
-    flavor = champion.tags.get(contract.V_FLAVOR, "")
-    if cached is not None:
-        return cached, Side("champion", flavor.replace(":", " / "), flavor, True,
-                            "cached at its promotion (digest checked)")
-    location = registry.logged_model_location(champion.run.model_id) \
-        if champion.found_by == "run" and champion.run.model_id else \
-        registry.model_location(config.model.name, champion.version, champion.source) \
-        if champion.version else None
-    model = _model_at(registry, config, location, work / "champion-model", label, missing="")
-    if model is None:
-        raise Fallback(f"the model files of {champion.label} are gone")
-    side = Side("champion", model.info.description, model.info.key)
-    logged = None
-    if model.folder is None:
-        logged = _run_evaluation(registry, champion.run, work / "champion-logged",
-                                 f"{champion.label}'s run")
-    return _predictions(model, logged, chosen, task, side, config, champion.label)
-
-
-def _cached(registry: Registry, champion: Champion, chosen: evalset.EvalRows, work: Path,
-            notes: list[str]) -> loaders.Outputs | None:
-    """The champion's predictions kept at its promotion, if its version's tags vouch for
-    them and they were made on these very rows."""
-    sha = champion.tags.get(contract.V_PREDICTIONS_SHA)
-    if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
-        return None
-    base = champion.run.artifact_uri.rstrip("/")
-    if registry.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
-        return None
-    path = work / contract.CACHED_PREDICTIONS
-    if evalset.sha256_file(path) != sha:
-        notes.append(f"{champion.label}'s cached predictions do not match their recorded "
-                     "digest: ignored, the model is scored again")
-        return None
-    p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
-    return loaders.Outputs(p.values, p.proba, p.classes)
-
-
-def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.EvalRows,
-           task: str, who: str) -> loaders.Outputs:
-    import numpy as np
-
-    features = chosen.features
-    columns = list(info.input_columns or loaded.feature_names or features.columns)
-    missing = [c for c in columns if c not in features.columns]
-    if missing:
-        raise Fallback(f"the eval rows lack {', '.join(map(str, missing[:10]))}, which "
-                       f"{who} needs")
-    if not columns:
-        raise Fallback(f"the eval rows have no feature columns to score {who} on")
-    try:
-        outputs = loaded.outputs(features[columns])
-    except Exception as exc:  # a model's predict raises anything on unexpected input
-        text = str(exc).strip().splitlines()
-        raise Fallback(f"{who} could not predict the eval rows: "
-                       f"{(text[0] if text else type(exc).__name__)[:200]}") from None
-    if len(outputs) != len(chosen):
-        raise InputError(f"{who} returned {len(outputs)} predictions for {len(chosen)} rows")
-    if task == contract.REGRESSION and \
-            not np.all(np.isfinite(np.asarray(outputs.values, dtype=float))):
-        raise InputError(f"{who} predicted non-finite values on the eval rows")
-    return outputs
-
-
-# -- statistics -----------------------------------------------------------------------
-
-def _task(config: Config, chosen: evalset.EvalRows) -> str:
-    from gate import stats
-
-    if not any(stats.is_classification(rule.name) for rule in config.metrics):
-        return contract.REGRESSION
-    return contract.BINARY if len(set(chosen.y.tolist())) <= 2 else contract.MULTICLASS
-
-
-def _scores(outputs: loaders.Outputs, task: str) -> Any:
-    import numpy as np
-
-    from gate import stats
-
-    if task == contract.REGRESSION:
-        return np.asarray(outputs.values, dtype=float)
-    return stats.ClassScores(labels=np.asarray(outputs.values), proba=outputs.proba,
-                             classes=tuple(outputs.classes))
-
-
-def _rules(config: Config) -> list[Any]:
-    from gate import stats
-
-    return [rule.spec() for rule in config.metrics if stats.supports(rule.name)]
-
-
-def _paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders.Outputs,
-            task: str) -> dict[str, PairedStat]:
-    from gate import stats
-
-    rules = _rules(config)
-    if not rules:
-        return {}
-    compare = config.compare
-    y_true = y.astype(float) if task == contract.REGRESSION else y
-    return stats.paired_bootstraps(rules, y_true, _scores(champion, task),
-                                   _scores(candidate, task), confidence=compare.confidence,
-                                   resamples=compare.resamples, seed=compare.seed)
-
-
-def _computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
-                      task: str) -> dict[str, float]:
-    from gate import stats
-
-    y_true = y.astype(float) if task == contract.REGRESSION else y
-    scores = _scores(outputs, task)
-    return {rule.name: stats.evaluate(rule.spec(), y_true, scores)
-            for rule in config.metrics if stats.supports(rule.name)}
-
-
-def _cache_bytes(outputs: loaders.Outputs) -> bytes:
-    import pandas as pd
-
-    frame = pd.DataFrame({contract.PREDICTION_COLUMN: outputs.values})
-    if outputs.proba is not None:
-        for j, label in enumerate(outputs.classes):
-            frame[f"{contract.PROBA_PREFIX}{label}"] = outputs.proba[:, j]
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
 def cache_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
-
-# -- lineage ----------------------------------------------------------------------------
 
 def _lineage_notes(candidate: RunInfo, champion: Champion | None) -> list[str]:
     if champion is None:

@@ -1,0 +1,148 @@
+"""Which rows a comparison runs on: never rows the candidate picked alone.
+
+The pinned `[eval] data` (read from the config's own checkout), else Production's eval
+rows as recorded at its promotion and checked against their digest, else, for a first
+model, the candidate's own. Runs' evaluations (the contract's Parquet files, or the CSV
+ones of contract 0) are read here, bounded; they are claims until checked.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate import contract, evalset
+from gate.config import Config
+from gate.domain import Champion, RunInfo
+from gate.errors import InputError
+from gate.registry import Registry
+
+
+class Fallback(Exception):
+    """No paired comparison is possible on these rows; says why."""
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Which rows the comparison used, and what promotion records about them."""
+
+    source: str                 # "pinned eval set ...", "Production v3's eval rows", ...
+    count: int
+    sha256: str
+    uri: str = ""               # the rows file's artifact URI when they live in a run
+    target: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "rows": self.count, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    """What a run logged under the evaluation contract: claims, until checked."""
+
+    rows: evalset.EvalRows
+    predictions: evalset.LoggedPredictions | None
+    task: str
+    uri: str                    # the rows file's artifact URI
+    target: str
+
+
+def chosen_rows(registry: Registry, config: Config, champion: Champion | None,
+                cand_eval: RunEvaluation | None, work: Path,
+                notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
+    if config.eval.data:
+        chosen = _pinned_rows(config)
+        return Rows(f"pinned eval set {config.eval.data}", len(chosen), chosen.sha256,
+                    target=config.eval.target), chosen
+    if champion is not None:
+        return _champion_rows(registry, champion, work / "champion", notes)
+    if cand_eval is None:
+        raise Fallback(f"the candidate run logged no evaluation ({contract.MANIFEST} or "
+                       f"{contract.LEGACY_EVAL_ROWS}) and no [eval] data is pinned")
+    notes.append("first model: its own eval rows are used (nothing to compare against)")
+    return Rows("the candidate's own eval rows", len(cand_eval.rows), cand_eval.rows.sha256,
+                cand_eval.uri, cand_eval.target), cand_eval.rows
+
+
+def _pinned_rows(config: Config) -> evalset.EvalRows:
+    path = config.eval.path(config.source)
+    what = f"[eval] data {config.eval.data} (in {config.source})"
+    if not path.is_file():
+        raise InputError(f"{what}: file not found")
+    rows = evalset.eval_rows(path, config.eval.target, what, config.eval.row_id or None)
+    expected = config.eval.digest.removeprefix("sha256:")
+    if expected and rows.sha256 != expected:
+        raise InputError(f"{what}: content differs from eval.digest (sha256 {rows.sha256[:16]}"
+                         f"... is not {expected[:16]}...)")
+    return rows
+
+
+def _champion_rows(registry: Registry, champion: Champion, work: Path,
+                   notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
+    """Production's eval rows: those recorded at its promotion, checked against their
+    digest; for a version promoted before digests were recorded, its run's own."""
+    tags = champion.tags
+    label = champion.label
+    recorded_uri, recorded_sha = tags.get(contract.V_EVAL_URI), tags.get(contract.V_EVAL_SHA)
+    target = tags.get(contract.V_EVAL_TARGET, "")
+    if recorded_uri and recorded_sha and target:
+        parent, _, name = recorded_uri.rpartition("/")
+        what = f"{label}'s eval rows ({name})"
+        if registry.artifacts.fetch(parent, (name,), str(work)) is None:
+            # e.g. its run deleted and garbage-collected: nothing left to pair on
+            raise Fallback(f"{what} recorded at its promotion are gone")
+        rows = evalset.eval_rows(work / name, target, what)
+        if rows.sha256 != recorded_sha:
+            raise InputError(f"{what} changed after its promotion (sha256 {rows.sha256[:12]}"
+                             f"... is not the recorded {recorded_sha[:12]}...): refusing to "
+                             "compare on them; pin [eval] data, or promote again")
+        return Rows(f"Production {label}'s eval rows", len(rows), rows.sha256, recorded_uri,
+                    target), rows
+    logged = run_evaluation(registry, champion.run, work, f"{label}'s run")
+    if logged is None:
+        raise Fallback(f"{label} logged no eval rows and no [eval] data is pinned")
+    notes.append(f"Production {label}'s eval rows are not tamper-evident: it was promoted "
+                 "before the gate recorded their digest")
+    return Rows(f"Production {label}'s eval rows (unchecked)", len(logged.rows),
+                logged.rows.sha256, logged.uri, logged.target), logged.rows
+
+
+def rows_differ(chosen: evalset.EvalRows, cand_eval: RunEvaluation | None,
+                rows: Rows) -> list[str]:
+    if cand_eval is None or cand_eval.rows.sha256 == chosen.sha256:
+        return []
+    logged = cand_eval.rows
+    return [f"eval set differs: the candidate logged {len(logged)} eval rows; the gate "
+            f"compared on {rows.source} ({rows.count} rows) and ignored the candidate's"]
+
+
+def run_evaluation(registry: Registry, run: RunInfo, work: Path,
+                   label: str) -> RunEvaluation | None:
+    """The evaluation a run logged under the contract (or contract 0), or None."""
+    base = run.artifact_uri.rstrip("/")
+    if registry.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
+        manifest = evalset.read_manifest(work / contract.MANIFEST,
+                                         f"{label}: {contract.MANIFEST}")
+        files = (contract.EVAL_ROWS, contract.PREDICTIONS)
+        if registry.artifacts.fetch(base, files, str(work)) is None:
+            raise InputError(f"{label}: {contract.MANIFEST} is there but "
+                             f"{' or '.join(files)} is missing")
+        rows = evalset.eval_rows(work / contract.EVAL_ROWS, manifest["target"],
+                                 f"{label}: {contract.EVAL_ROWS}")
+        predictions = evalset.logged_predictions(
+            work / contract.PREDICTIONS, len(rows), f"{label}: {contract.PREDICTIONS}",
+            manifest.get("classes", []))
+        return RunEvaluation(rows, predictions, manifest["task"],
+                             f"{base}/{contract.EVAL_ROWS}", manifest["target"])
+    target = run.tags.get(contract.TAG_TARGET)
+    if not target:
+        return None
+    legacy = (contract.LEGACY_EVAL_ROWS, contract.LEGACY_PREDICTIONS)
+    if registry.artifacts.fetch(base, legacy, str(work)) is None:
+        return None
+    rows = evalset.eval_rows(work / contract.LEGACY_EVAL_ROWS, target,
+                             f"{label}: {contract.LEGACY_EVAL_ROWS}", row_id=None)
+    predictions = evalset.logged_predictions(work / contract.LEGACY_PREDICTIONS, len(rows),
+                                             f"{label}: {contract.LEGACY_PREDICTIONS}")
+    return RunEvaluation(rows, predictions, contract.REGRESSION,
+                         f"{base}/{contract.LEGACY_EVAL_ROWS}", target)

@@ -1,0 +1,247 @@
+"""Whose predictions a comparison uses: the gate's own, computed from the very model file
+it would promote through a safe loader, else (marked unverified) the ones the run logged;
+Production's from the cache kept at its promotion when its digest vouches for them.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gate import contract, evalset, loaders, modelfile, rowsource
+from gate.config import Config
+from gate.decide import PairedStat
+from gate.domain import Champion
+from gate.errors import InputError
+from gate.registry import Registry
+from gate.rowsource import Fallback
+
+
+@dataclass(frozen=True)
+class Side:
+    """How one model's numbers were obtained, for the report and the JSON."""
+
+    role: str                   # "candidate" | "champion"
+    model: str = ""             # "flavor / format", "" when the run logged no model
+    flavor_key: str = ""        # flavor:format
+    verified: bool = False      # predictions computed by the gate (now or at promotion)
+    how: str = ""               # "computed by the gate", "cached at promotion", "logged"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"model": self.model or None, "verified": self.verified, "predictions": self.how}
+
+
+@dataclass(frozen=True)
+class Model:
+    info: modelfile.ModelFile
+    folder: Path | None         # downloaded files when a safe loader can read it
+
+
+def run_model(registry: Registry, config: Config, model_id: str | None, dest: Path,
+              label: str) -> Model | None:
+    if not model_id:
+        return None
+    return _model_at(registry, config, registry.logged_model_location(model_id), dest, label,
+                     missing=f"{label} cannot be downloaded")
+
+
+def _model_at(registry: Registry, config: Config, location: str | None, dest: Path,
+              label: str, missing: str) -> Model | None:
+    """MLmodel, and the model file when a safe loader reads it; untrusted skops types
+    are refused (exit 2) before anything of the file is built."""
+    if location is None or registry.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
+        if missing:
+            raise InputError(missing)
+        return None
+    info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
+    if info.data is None or info.loader is None or not loaders.available(info):
+        return Model(info, None)
+    if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
+        raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
+    loaders.vet(dest, info, config.model.all_trusted_types, label)
+    return Model(info, dest)
+
+
+def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
+                chosen: evalset.EvalRows, task: str, side: Side, config: Config,
+                who: str) -> tuple[loaders.Outputs, Side]:
+    """One model's outputs on the chosen rows: computed when it loads safely, else its
+    logged predictions lined up with the chosen rows."""
+    if model is not None and model.folder is not None:
+        label = f"{who} ({model.info.description})"
+        loaded = loaders.load(model.folder, model.info, config.model.all_trusted_types, label)
+        supplied = _supplied_columns(loaded, model.info, chosen, logged)
+        if supplied:
+            rows, added = supplied
+            outputs = _score(loaded, model.info, rows, task, who)
+            return outputs, Side(side.role, side.model, side.flavor_key, False,
+                                 "computed by the gate, but on columns only the run supplied "
+                                 f"({', '.join(added)[:120]}): pin [eval] data to verify")
+        outputs = _score(loaded, model.info, chosen, task, who)
+        return outputs, Side(side.role, side.model, side.flavor_key, True,
+                             "computed by the gate from the model file")
+    why = "no safe loader for " + model.info.description if model else "no logged model"
+    if logged is None or logged.predictions is None:
+        raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
+    index, mismatch = evalset.align(chosen, logged.rows)
+    if index is None:
+        raise Fallback(f"{who}'s predictions cannot be computed ({why}) and its logged "
+                       f"ones are not on the eval set: {mismatch}")
+    p = logged.predictions
+    outputs = loaders.Outputs(p.values[index], None if p.proba is None else p.proba[index],
+                              p.classes)
+    return outputs, Side(side.role, side.model, side.flavor_key, False,
+                         f"logged by the run, unverified ({why})")
+
+
+def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
+                      chosen: evalset.EvalRows, logged: rowsource.RunEvaluation | None
+                      ) -> tuple[evalset.EvalRows, list[str]] | None:
+    """A model needing features the chosen rows lack (a new feature) is scored on the
+    chosen rows extended with the run's own values of those columns, when its logged
+    rows line up with the chosen ones; None when nothing is missing."""
+    from dataclasses import replace
+
+    needed = list(info.input_columns or loaded.feature_names)
+    missing = [c for c in needed if c not in chosen.features.columns]
+    if not missing or logged is None:
+        return None
+    if any(c not in logged.rows.features.columns for c in missing):
+        return None
+    index, _ = evalset.align(chosen, logged.rows)
+    if index is None:
+        return None
+    extra = logged.rows.features[missing].iloc[index].reset_index(drop=True)
+    features = chosen.features.reset_index(drop=True).join(extra)
+    return replace(chosen, features=features), [str(c) for c in missing]
+
+
+def champion_predictions(registry: Registry, config: Config, champion: Champion,
+                         chosen: evalset.EvalRows, task: str, work: Path,
+                         notes: list[str]) -> tuple[loaders.Outputs, Side]:
+    label = f"champion {config.model.name} {champion.label}"
+    cached = _cached(registry, champion, chosen, work / "cache", notes)
+    flavor = champion.tags.get(contract.V_FLAVOR, "")
+    if cached is not None:
+        return cached, Side("champion", flavor.replace(":", " / "), flavor, True,
+                            "cached at its promotion (digest checked)")
+    location = registry.logged_model_location(champion.run.model_id) \
+        if champion.found_by == "run" and champion.run.model_id else \
+        registry.model_location(config.model.name, champion.version, champion.source) \
+        if champion.version else None
+    model = _model_at(registry, config, location, work / "champion-model", label, missing="")
+    if model is None:
+        raise Fallback(f"the model files of {champion.label} are gone")
+    side = Side("champion", model.info.description, model.info.key)
+    logged = None
+    if model.folder is None:
+        logged = rowsource.run_evaluation(registry, champion.run, work / "champion-logged",
+                                          f"{champion.label}'s run")
+    return predictions(model, logged, chosen, task, side, config, champion.label)
+
+
+def _cached(registry: Registry, champion: Champion, chosen: evalset.EvalRows, work: Path,
+            notes: list[str]) -> loaders.Outputs | None:
+    """The champion's predictions kept at its promotion, if its version's tags vouch for
+    them and they were made on these very rows."""
+    sha = champion.tags.get(contract.V_PREDICTIONS_SHA)
+    if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
+        return None
+    base = champion.run.artifact_uri.rstrip("/")
+    if registry.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
+        return None
+    path = work / contract.CACHED_PREDICTIONS
+    if evalset.sha256_file(path) != sha:
+        notes.append(f"{champion.label}'s cached predictions do not match their recorded "
+                     "digest: ignored, the model is scored again")
+        return None
+    p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
+    return loaders.Outputs(p.values, p.proba, p.classes)
+
+
+def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.EvalRows,
+           task: str, who: str) -> loaders.Outputs:
+    import numpy as np
+
+    features = chosen.features
+    columns = list(info.input_columns or loaded.feature_names or features.columns)
+    missing = [c for c in columns if c not in features.columns]
+    if missing:
+        raise Fallback(f"the eval rows lack {', '.join(map(str, missing[:10]))}, which "
+                       f"{who} needs")
+    if not columns:
+        raise Fallback(f"the eval rows have no feature columns to score {who} on")
+    try:
+        outputs = loaded.outputs(features[columns])
+    except Exception as exc:  # a model's predict raises anything on unexpected input
+        text = str(exc).strip().splitlines()
+        raise Fallback(f"{who} could not predict the eval rows: "
+                       f"{(text[0] if text else type(exc).__name__)[:200]}") from None
+    if len(outputs) != len(chosen):
+        raise InputError(f"{who} returned {len(outputs)} predictions for {len(chosen)} rows")
+    if task == contract.REGRESSION and \
+            not np.all(np.isfinite(np.asarray(outputs.values, dtype=float))):
+        raise InputError(f"{who} predicted non-finite values on the eval rows")
+    return outputs
+
+
+def task_of(config: Config, chosen: evalset.EvalRows) -> str:
+    from gate import stats
+
+    if not any(stats.is_classification(rule.name) for rule in config.metrics):
+        return contract.REGRESSION
+    return contract.BINARY if len(set(chosen.y.tolist())) <= 2 else contract.MULTICLASS
+
+
+def _scores(outputs: loaders.Outputs, task: str) -> Any:
+    import numpy as np
+
+    from gate import stats
+
+    if task == contract.REGRESSION:
+        return np.asarray(outputs.values, dtype=float)
+    return stats.ClassScores(labels=np.asarray(outputs.values), proba=outputs.proba,
+                             classes=tuple(outputs.classes))
+
+
+def _rules(config: Config) -> list[Any]:
+    from gate import stats
+
+    return [rule.spec() for rule in config.metrics if stats.supports(rule.name)]
+
+
+def paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders.Outputs,
+           task: str) -> dict[str, PairedStat]:
+    from gate import stats
+
+    rules = _rules(config)
+    if not rules:
+        return {}
+    compare = config.compare
+    y_true = y.astype(float) if task == contract.REGRESSION else y
+    return stats.paired_bootstraps(rules, y_true, _scores(champion, task),
+                                   _scores(candidate, task), confidence=compare.confidence,
+                                   resamples=compare.resamples, seed=compare.seed)
+
+
+def computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
+                     task: str) -> dict[str, float]:
+    from gate import stats
+
+    y_true = y.astype(float) if task == contract.REGRESSION else y
+    scores = _scores(outputs, task)
+    return {rule.name: stats.evaluate(rule.spec(), y_true, scores)
+            for rule in config.metrics if stats.supports(rule.name)}
+
+
+def cache_bytes(outputs: loaders.Outputs) -> bytes:
+    import pandas as pd
+
+    frame = pd.DataFrame({contract.PREDICTION_COLUMN: outputs.values})
+    if outputs.proba is not None:
+        for j, label in enumerate(outputs.classes):
+            frame[f"{contract.PROBA_PREFIX}{label}"] = outputs.proba[:, j]
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
