@@ -200,7 +200,11 @@ def _scores(outputs: loaders.Outputs, task: str) -> Any:
     from gate import stats
 
     if task == contract.REGRESSION:
-        return np.asarray(outputs.values, dtype=float)
+        try:
+            return np.asarray(outputs.values, dtype=float)
+        except (TypeError, ValueError):
+            raise InputError("the predictions are not numeric, and the configured metrics "
+                             "compare numbers") from None
     return stats.ClassScores(labels=np.asarray(outputs.values), proba=outputs.proba,
                              classes=tuple(outputs.classes))
 

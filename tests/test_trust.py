@@ -263,3 +263,48 @@ def test_legacy_csv_header_of_a_million_columns_is_refused_fast(
     client().set_tag(run_id, "gate.target", "target")
     assert main(["check", "--run-id", run_id]) == 2
     assert "CSV header longer than" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mlmodel, message", [
+    ("- a\n- b\n", "MLmodel file is not a mapping"),
+    ("flavors:\n- sklearn\n", "MLmodel file has no 'flavors' mapping"),
+    ("flavors:\n  sklearn: [1, 2]\n", "has a flavor that is not a mapping"),
+    ("flavors: {sklearn: {pickled_model: ../../x.skops, serialization_format: skops}}\n",
+     "not a path inside the model folder"),
+])
+def test_malformed_mlmodel_is_exit_2_and_nothing_is_registered(
+        local_store: Path, capsys: pytest.CaptureFixture, mlmodel: str, message: str) -> None:
+    run_id = train("--seed", "3")
+    model_id = client().get_run(run_id).outputs.model_outputs[0].model_id
+    for folder in Path("mlruns").glob(f"*/models/{model_id}/artifacts"):
+        (folder / "MLmodel").write_text(mlmodel)
+    code = main(["check", "--run-id", run_id, "--promote"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err and "Traceback" not in err
+    assert client().search_registered_models() == []
+
+
+@pytest.mark.parametrize("rows, predictions, message", [
+    (b"", b"prediction\n1\n", "not a readable CSV file"),
+    (os.urandom(3000), b"prediction\n1\n", "not a readable"),
+    (b"target,x\n1,2\n3,4\n", b"prediction\nabc\ndef\n", "not numeric"),
+])
+def test_broken_legacy_csv_artifacts_are_exit_2(local_store: Path,
+                                                capsys: pytest.CaptureFixture, rows: bytes,
+                                                predictions: bytes, message: str) -> None:
+    """Contract 0 (the CSV files runs logged before Parquet) is read with the same care."""
+    run_id = train("--seed", "3")
+    folder = artifacts_of(run_id)
+    shutil.rmtree(folder)
+    folder.mkdir()
+    (folder / "eval_rows.csv").write_bytes(rows)
+    (folder / "predictions.csv").write_bytes(predictions)
+    client().set_tag(run_id, "gate.target", "target")
+    client().delete_tag(run_id, "gate.contract")
+    # a model no loader reads: its logged predictions are all the gate has
+    model_id = client().get_run(run_id).outputs.model_outputs[0].model_id
+    for mlmodel in Path("mlruns").glob(f"*/models/{model_id}/artifacts/MLmodel"):
+        mlmodel.write_text("flavors: {python_function: {python_model: m.pkl}}\n")
+    code = main(["check", "--run-id", run_id])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and "\n" not in err and "Traceback" not in err
