@@ -83,6 +83,7 @@ class RunEvaluation:
 class Model:
     info: modelfile.ModelFile
     folder: Path | None         # downloaded files when a safe loader can read it
+    loaded: loaders.Loaded | None = None    # a skops file, loaded when it was vetted
 
 
 def gather(registry: Registry, config: Config, candidate: RunInfo,
@@ -283,6 +284,11 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
         return Model(info, None)
     if registry.fetch(location, (info.data,), str(dest)) is None:
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
+    if info.format == "skops":
+        # skops audits the types against the trusted list before it builds anything, so
+        # loading is the vetting: one parse of the file where vet-then-load took two
+        return Model(info, dest, loaders.load(dest, info, config.model.all_trusted_types,
+                                              label))
     loaders.vet(dest, info, config.model.all_trusted_types, label)
     return Model(info, dest)
 
@@ -294,7 +300,8 @@ def _predictions(model: Model | None, logged: RunEvaluation | None,
     logged predictions lined up with the chosen rows."""
     if model is not None and model.folder is not None:
         label = f"{who} ({model.info.description})"
-        loaded = loaders.load(model.folder, model.info, config.model.all_trusted_types, label)
+        loaded = model.loaded or loaders.load(model.folder, model.info,
+                                              config.model.all_trusted_types, label)
         outputs = _score(loaded, model.info, chosen, task, who)
         return outputs, Side(side.role, side.model, side.flavor_key, True,
                              "computed by the gate from the model file")

@@ -46,7 +46,10 @@ class Registry:
         from mlflow import MlflowClient
 
         self.uri = tracking_uri
-        mlflow.set_tracking_uri(tracking_uri)
+        # set_tracking_uri also resets MLflow's tracer, importing OpenTelemetry's SDK
+        # (~30 ms): skip it when MLflow already resolves to this URI (the CLI's case)
+        if mlflow.get_tracking_uri() != tracking_uri:
+            mlflow.set_tracking_uri(tracking_uri)
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     @property
