@@ -317,9 +317,7 @@ def pyfunc_candidate(model: Model) -> str:
     features = frame[list(estimator.feature_names_in_)]
     mlflow.set_experiment(model.name)
     with mlflow.start_run(run_name="pyfunc-candidate") as run, \
-            contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
-        # MLflow warns that it cannot infer a signature from the type hints
-        warnings.simplefilter("ignore")
+            contextlib.redirect_stdout(io.StringIO()):
         mlflow.pyfunc.log_model(name="model", python_model=_pyfunc()(estimator),
                                 pip_requirements=["scikit-learn"])
         log_evaluation(y, estimator.predict(features), features=frame, row_ids=ids,
@@ -330,6 +328,7 @@ def pyfunc_candidate(model: Model) -> str:
 def _pyfunc() -> Any:
     """A PythonModel subclass, defined on use: MLflow's pyfunc module costs its import."""
     import mlflow.pyfunc
+    import pandas as pd
 
     class ForestModel(mlflow.pyfunc.PythonModel):
         def __init__(self, estimator: Any) -> None:
@@ -337,6 +336,9 @@ def _pyfunc() -> Any:
 
         def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
             return self.estimator.predict(model_input)
+        # resolved, not a string: MLflow reads the hint when the class is created and
+        # warns about any it cannot validate with (Any, or a name it cannot resolve)
+        predict.__annotations__["model_input"] = pd.DataFrame
     return ForestModel
 
 
