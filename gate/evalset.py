@@ -74,9 +74,12 @@ def _read_parquet(path: Path, what: str) -> Any:
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.ParquetFile(path).metadata
-        _check_shape(meta.num_columns, meta.num_rows, what)
-        return pq.read_table(path).to_pandas()
+        # one open for the shape check and the read; pq.read_table would open the file
+        # again through pyarrow.dataset, an import of its own
+        with pq.ParquetFile(path) as parquet:
+            meta = parquet.metadata
+            _check_shape(meta.num_columns, meta.num_rows, what)
+            return parquet.read().to_pandas()
     except InputError:
         raise
     except (pa.ArrowException, OSError, ValueError, TypeError) as exc:

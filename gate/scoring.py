@@ -36,6 +36,7 @@ class Side:
 class Model:
     info: modelfile.ModelFile
     folder: Path | None         # downloaded files when a safe loader can read it
+    loaded: loaders.Loaded | None = None    # a skops file, loaded when it was vetted
 
 
 def run_model(registry: Registry, config: Config, model_id: str | None, dest: Path,
@@ -59,6 +60,11 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
         return Model(info, None)
     if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
+    if info.format == "skops":
+        # skops audits the types against the trusted list before it builds anything, so
+        # loading is the vetting: one parse of the file where vet-then-load took two
+        return Model(info, dest, loaders.load(dest, info, config.model.all_trusted_types,
+                                              label))
     loaders.vet(dest, info, config.model.all_trusted_types, label)
     return Model(info, dest)
 
@@ -70,7 +76,8 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     logged predictions lined up with the chosen rows."""
     if model is not None and model.folder is not None:
         label = f"{who} ({model.info.description})"
-        loaded = loaders.load(model.folder, model.info, config.model.all_trusted_types, label)
+        loaded = model.loaded or loaders.load(model.folder, model.info,
+                                              config.model.all_trusted_types, label)
         supplied = _supplied_columns(loaded, model.info, chosen, logged)
         if supplied:
             rows, added = supplied

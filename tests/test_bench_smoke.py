@@ -95,10 +95,21 @@ def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
     found = tables(capsys.readouterr().out)
 
     decision = found["Decision: the gate against MLflow's native path"]
-    assert [row["data"] for row in decision] == ["diabetes"]
-    assert decision[0]["eval rows"] == "89"
-    assert float(decision[0]["native / gate"].rstrip("x")) > 0
-    assert int(decision[0]["gate requests"]) > 0 and int(decision[0]["native requests"]) > 0
+    assert [row["path"] for row in decision] == [
+        "gate, champion cached", "gate, champion re-scored", "MLflow native"]
+    for row in decision:
+        assert (row["data"], row["eval rows"]) == ("diabetes", "89")
+        assert float(row["native / this"].rstrip("x")) > 0 and int(row["requests"]) > 0
+    assert decision[0]["target"].startswith(">= 4x: ")
+    # a check that loads no model imports neither scikit-learn nor skops; one that
+    # scores the candidate does
+    processes = found["A `gate check` process that loads no model"]
+    assert [row["loads a model"] for row in processes] == ["-", "no", "no", "no",
+                                                           "yes, the candidate"]
+    assert [row["imports sklearn / skops"] for row in processes] == [
+        "neither", "neither", "neither", "neither", "sklearn, skops"]
+    assert all(float(row["median (s)"]) > 0 and float(row["CPU (s)"]) > 0
+               for row in processes)
     rows = [row["eval rows"] for row in found["Paired bootstrap against eval rows"]]
     assert rows == ["1,000", "10,000"]
     history = found["One `gate check` against history"]
