@@ -151,9 +151,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
+    from gate.mlflow_session import point_mlflow_at
     from gate.registry import Registry
 
-    registry = Registry(resolve_tracking_uri())
+    uri = resolve_tracking_uri()
+    point_mlflow_at(uri)
+    registry = Registry(uri)
     if args.command == "check":
         from gate.gating import run_gate
 

@@ -27,6 +27,18 @@ EDIT = ("EDIT on the registered model (registering versions, tagging them and mo
         "aliases)")
 
 
+def point_mlflow_at(uri: str) -> None:
+    """Make the process's MLflow resolve to `uri` too. MLflow's registry looks a new
+    version's `models:/m-...` source up through its global tracking URI, so with the
+    embedded store (no MLFLOW_TRACKING_URI) registration would search MLflow's own default
+    store and fail. The command line calls this once; a library caller sets its own."""
+    import mlflow
+
+    # set_tracking_uri also resets MLflow's tracer (an OpenTelemetry import): only if needed
+    if mlflow.get_tracking_uri() != uri:
+        mlflow.set_tracking_uri(uri)
+
+
 class Session:
     """The MlflowClient of one tracking URI. MLflow's global tracking URI is left alone:
     every call names its URI, so two sessions in one process do not interfere."""

@@ -224,3 +224,34 @@ def test_ci_without_tracking_uri_is_exit_2(local_store: Path, monkeypatch: pytes
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert main(["check", "--run-id", "x"]) == 2
     assert "MLFLOW_TRACKING_URI is not set" in capsys.readouterr().err
+
+
+def test_embedded_default_store_trains_gates_and_promotes(tmp_path: Path,
+                                                          empty_store: Path) -> None:
+    """README's main job with no MLFLOW_TRACKING_URI at all, in fresh processes: the
+    embedded sqlite:///mlruns.db, where MLflow's own default store would be elsewhere."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    shutil.copy(empty_store, tmp_path / "mlruns.db")      # migrated: saves ~10 s
+    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING",
+                                                                    "GITHUB_"))}
+    env.pop("CI", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, text=True,
+                              capture_output=True, timeout=300)
+
+    trained = run(str(ROOT / "train_model.py"), "--n-estimators", "10", "--json", "t.json")
+    assert trained.returncode == 0, trained.stderr
+    run_id = json.loads((tmp_path / "t.json").read_text())["run_id"]
+    checked = run("-m", "gate", "check", "--run-id", run_id, "--promote", "--json", "v.json")
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads((tmp_path / "v.json").read_text())["promoted_version"] == "1"
+    status = run("-m", "gate", "status", "--model-name", "diabetes-regressor")
+    assert status.returncode == 0 and "Production (@production) is v1" in status.stdout
