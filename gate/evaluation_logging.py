@@ -51,7 +51,7 @@ def log_evaluation(y_true: Any, predictions: Any, *, features: Any = None,
     if target in frame.columns:
         raise InputError(f"log_evaluation: the features already have a {target!r} column")
     probabilities, class_list = _proba(proba, classes, y, pred, n)
-    task = task or (_class_task(class_list, y) if probabilities is not None
+    task = task or (_class_task(class_list) if probabilities is not None
                     else contract.REGRESSION)
     if task not in contract.TASKS:
         raise InputError(f"log_evaluation: task must be one of {', '.join(contract.TASKS)}")
@@ -113,7 +113,7 @@ def _proba(proba: Any, classes: Sequence[Any] | None, y: Any, pred: Any,
     return p, class_list
 
 
-def _class_task(classes: list[Any], y: Any) -> str:
+def _class_task(classes: list[Any]) -> str:
     return contract.BINARY if len(classes) <= 2 else contract.MULTICLASS
 
 

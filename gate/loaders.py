@@ -54,16 +54,6 @@ def load(model_dir: Path, model: ModelFile, trusted: Iterable[str], label: str) 
     return LOADERS[model.loader](model_dir, model, trusted, label)
 
 
-def vet(model_dir: Path, model: ModelFile, trusted: Iterable[str], label: str) -> None:
-    """Refuse a skops file that asks for types the gate does not trust, reading only its
-    type list (nothing of it is built)."""
-    if model.format != "skops" or model.data is None:
-        return
-    refused = untrusted_types(model_dir / model.data, _trusted(model, trusted), label)
-    if refused:
-        raise _refusal(label, refused)
-
-
 def untrusted_types(model_file: Path, trusted: Iterable[str], label: str) -> list[str]:
     import skops.io
 

@@ -15,8 +15,6 @@ from typing import Any
 from gate.errors import InputError
 
 MAX_MLMODEL_BYTES = 1024 * 1024
-# MLmodel's own description of a model that no safe loader reads
-_PICKLED = {"pickle", "cloudpickle", "joblib"}
 
 
 @dataclass(frozen=True)
@@ -125,7 +123,3 @@ def _inside(name: Any, label: str) -> str:
         raise InputError(f"{label}: MLmodel names {str(name)[:100]!r} as its model file, "
                          "which is not a path inside the model folder")
     return str(name)
-
-
-def is_pickled(model: ModelFile) -> bool:
-    return model.format in _PICKLED

@@ -36,7 +36,7 @@ class Side:
 class Model:
     info: modelfile.ModelFile
     folder: Path | None         # downloaded files when a safe loader can read it
-    loaded: loaders.Loaded | None = None    # a skops file, loaded when it was vetted
+    loaded: loaders.Loaded | None = None    # loaded with its files, when a loader reads it
 
 
 def run_model(registry: Registry, config: Config, model_id: str | None, dest: Path,
@@ -60,13 +60,9 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
         return Model(info, None)
     if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
-    if info.format == "skops":
-        # skops audits the types against the trusted list before it builds anything, so
-        # loading is the vetting: one parse of the file where vet-then-load took two
-        return Model(info, dest, loaders.load(dest, info, config.model.all_trusted_types,
-                                              label))
-    loaders.vet(dest, info, config.model.all_trusted_types, label)
-    return Model(info, dest)
+    # loaded here, before anything is registered: skops audits the types against the
+    # trusted list before it builds anything, so loading is the vetting (one parse)
+    return Model(info, dest, loaders.load(dest, info, config.model.all_trusted_types, label))
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
@@ -75,9 +71,8 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     """One model's outputs on the chosen rows: computed when it loads safely, else its
     logged predictions lined up with the chosen rows."""
     if model is not None and model.folder is not None:
-        label = f"{who} ({model.info.description})"
-        loaded = model.loaded or loaders.load(model.folder, model.info,
-                                              config.model.all_trusted_types, label)
+        loaded = model.loaded
+        assert loaded is not None     # a model with its files is loaded with them
         supplied = _supplied_columns(loaded, model.info, chosen, logged)
         if supplied:
             rows, added = supplied
