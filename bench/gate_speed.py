@@ -167,7 +167,7 @@ def gate_decision(uri: str, model: Model, cached: bool) -> Callable[[], Any]:
     """The gate's decision on the candidate, its champion's predictions either cached at
     promotion or re-scored; refuses to time anything but that path."""
     from gate import config as config_mod
-    from gate import evidence
+    from gate import evidence, gating
     from gate.decide import decide
     from gate.registry import Registry
 
@@ -175,8 +175,8 @@ def gate_decision(uri: str, model: Model, cached: bool) -> Callable[[], Any]:
     registry = Registry(uri)
 
     def run() -> Any:
-        candidate = registry.run(model.candidate_run)
-        champion = registry.champion(cfg.model)
+        # as `gate check` does: the candidate run and Production read side by side
+        candidate, champion = gating.look_up(registry, cfg, model.candidate_run)
         gathered = evidence.gather(registry, cfg, candidate, champion)
         if not gathered.evidence.paired:
             raise RuntimeError(f"the gate fell back: {gathered.evidence.fallback_reason}")
@@ -593,6 +593,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "through it too, which is slower)")
     p.add_argument("--store-template", type=Path,
                    help="a migrated empty SQLite store to copy (skips ~10 s of migrations)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="the started server's workers (default 2: deploy/ runs 4, this "
+                   "machine has 2 cores)")
     p.add_argument("--no-history", action="store_true",
                    help="leave out the history section (writing it takes most of the run)")
     return p.parse_args(argv)
@@ -618,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             uri = history_uri = args.tracking_uri
         else:
             store = migrated_store(work / "mlflow.db", args.store_template)
-            uri = stack.enter_context(mlflow_server(work, store))
+            uri = stack.enter_context(mlflow_server(work, store, workers=args.workers))
             history_uri = f"sqlite:///{store}"
         stack.enter_context(environment(MLFLOW_TRACKING_URI=uri))
         # names unique per run, so a shared server (the test suite's) takes it twice
@@ -643,23 +646,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             history = history_cost(history_uri, models[0], many_runs, many_versions, work,
                                    runs, versions, repeats)
     print(report(header, raw, decisions, processes, boot, history,
-                 time.perf_counter() - started))
+                 time.perf_counter() - started, None if args.tracking_uri else args.workers))
     return 0
 
 
 def report(header: str, argv: Sequence[str], decisions: list[list[Any]],
            processes: list[list[Any]], boot: list[list[Any]], history: list[list[Any]],
-           seconds: float) -> str:
+           seconds: float, workers: int | None) -> str:
+    server = f"{workers} worker{'s' if workers != 1 else ''}; SQLite, served artifacts" \
+        if workers else "the one given by --tracking-uri"
     command = " ".join(["python -m bench.gate_speed", *argv])
     lines = [
         "## Gate speed", "", f"Measured {header}.", f"Command: `{command}`", "",
         "### Decision: the gate against MLflow's native path", "",
-        "Median seconds per decision on one real `mlflow server` (SQLite, served "
-        "artifacts), the three paths timed interleaved. Gate: candidate and champion "
-        "lookup, `evidence.gather` (the candidate scored from its own model file, so "
-        "verified; the champion's predictions either cached at its promotion, digest "
-        "checked, or re-scored from its model file; a paired bootstrap of rmse, mae, r2) "
-        "and `decide`. Native: download the same eval rows, `mlflow.models.evaluate` of "
+        f"Median seconds per decision on one real `mlflow server` ({server}), the three "
+        "paths timed interleaved. Gate: candidate and champion lookup (side by side, as "
+        "`gate check` does), `evidence.gather` (the candidate scored from its own model "
+        "file, so verified, with the rows read beside its download and load; the "
+        "champion's predictions either cached at its promotion, digest checked, or "
+        "re-scored from its model file; a paired bootstrap of rmse, mae, r2) and "
+        "`decide`. Native: download the same eval rows, `mlflow.models.evaluate` of "
         "both models, `validate_evaluation_results`. Targets, champion cached: >= 4x at 89 "
         "eval rows, >= 3.5x at 1,000.", "",
         table(["data", "eval rows", "path", "repeats", "median (s)", "min-max (s)",

@@ -89,4 +89,5 @@ def download_one(repo: Any, path: str, local: Path) -> None:
 
 
 def temp_dir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="gate-")
+    # a read still running beside an interrupted one may be writing here
+    return tempfile.TemporaryDirectory(prefix="gate-", ignore_cleanup_errors=True)
