@@ -409,7 +409,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="which cases to run (default all)")
     p.add_argument("--draws", type=int,
                    help="classifiers: independent eval draws for the false-block rate "
-                   "(default 30; 0 leaves them out)")
+                   "(default 40; 0 leaves them out)")
     p.add_argument("--draw-retrains", type=int,
                    help="classifiers: seed-only retrains per independent draw (default 10)")
     return p.parse_args(argv)
@@ -452,7 +452,7 @@ def _classifiers(args: argparse.Namespace, raw: Sequence[str], measured: str, se
     results = [dc.run_task(dc.make_task(name, classes, rows), resamples, seeds, case_seeds,
                            changes)
                for name, classes in (("binary", 2), ("3 classes", 3))]
-    draws = args.draws if args.draws is not None else (2 if args.quick else 30)
+    draws = args.draws if args.draws is not None else (2 if args.quick else 40)
     retrains = args.draw_retrains or (2 if args.quick else 10)
     drawn = [dc.run_draws(name, classes, rows, draws, retrains, resamples)
              for name, classes in (("binary", 2), ("3 classes", 3))] if draws else []
