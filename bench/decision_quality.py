@@ -407,6 +407,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "(default 5000: 1000 eval rows)")
     p.add_argument("--task", choices=("all", "regression", "classifier"), default="all",
                    help="which cases to run (default all)")
+    p.add_argument("--draws", type=int,
+                   help="classifiers: independent eval draws for the false-block rate "
+                   "(default 40; 0 leaves them out)")
+    p.add_argument("--draw-retrains", type=int,
+                   help="classifiers: seed-only retrains per independent draw (default 10)")
     return p.parse_args(argv)
 
 
@@ -447,10 +452,14 @@ def _classifiers(args: argparse.Namespace, raw: Sequence[str], measured: str, se
     results = [dc.run_task(dc.make_task(name, classes, rows), resamples, seeds, case_seeds,
                            changes)
                for name, classes in (("binary", 2), ("3 classes", 3))]
+    draws = args.draws if args.draws is not None else (2 if args.quick else 40)
+    retrains = args.draw_retrains or (2 if args.quick else 10)
+    drawn = [dc.run_draws(name, classes, rows, draws, retrains, resamples)
+             for name, classes in (("binary", 2), ("3 classes", 3))] if draws else []
     head = [] if args.task == "all" else [
         "## Decision quality", "", f"Measured {measured}.",
         f"Command: `{' '.join(['python -m bench.decision_quality', *raw])}`", ""]
-    return head + dc.report(results, resamples)
+    return head + dc.report(results, resamples, drawn)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,15 @@ def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert all("/" in row[m] for row in blocks for m in decision_quality.METHODS)
     kinds = {row["kind"] for row in found["Classifiers: block rate by regression"]}
     assert kinds == {"weaker model", "dropped features", "label noise", "shifted split"}
+    # and the false-block rate over independent eval draws, each with its own champion
+    drawn = found["Classifiers: false blocks over independent eval draws"]
+    assert [(row["task"], row["metric"]) for row in drawn] == [
+        (task, metric) for task in ("binary", "3 classes")
+        for metric in ("f1", "roc_auc", "log_loss")]
+    for row in drawn:
+        assert row["draws x retrains"] == "2 x 2"
+        assert len(row["blocked per draw"].split()) == 2
+        assert row["pooled significant"].endswith("%)") and "/4 " in row["pooled significant"]
 
 
 def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,6 +89,25 @@ def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert [row["metric"] for row in covered] == ["rmse", "mae", "r2", "f1", "roc_auc",
                                                   "log_loss"]
     assert all(row["coverage"].endswith("%") for row in covered)
+
+
+def test_interval_coverage_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import interval_coverage
+
+    assert interval_coverage.main(["--quick"]) == 0
+    found = tables(capsys.readouterr().out)
+
+    covered = found["Coverage of the paired interval at 1,000 eval rows"]
+    assert {(row["task"], row["metric"]) for row in covered} == {
+        (task, metric) for task in ("binary", "3 classes")
+        for metric in ("f1", "roc_auc", "log_loss")}
+    for row in covered:
+        sides = ("coverage", "truth < low", "truth > high")
+        shares = [float(row[side].rstrip(" %")) for side in sides]
+        assert abs(sum(shares) - 100) < 0.2
+    tails = found["Per-row log-loss worsening (candidate - champion) on the pool"]
+    assert len(tails) == 2 * len(interval_coverage.QUICK_PAIRS)
+    assert all(float(row["sd"]) > 0 for row in tails)
 
 
 def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
