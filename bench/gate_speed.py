@@ -167,7 +167,7 @@ def gate_decision(uri: str, model: Model, cached: bool) -> Callable[[], Any]:
     """The gate's decision on the candidate, its champion's predictions either cached at
     promotion or re-scored; refuses to time anything but that path."""
     from gate import config as config_mod
-    from gate import evidence, gating
+    from gate import evidence
     from gate.decide import decide
     from gate.registry import Registry
 
@@ -175,8 +175,8 @@ def gate_decision(uri: str, model: Model, cached: bool) -> Callable[[], Any]:
     registry = Registry(uri)
 
     def run() -> Any:
-        # as `gate check` does: the candidate run and Production read side by side
-        candidate, champion = gating.look_up(registry, cfg, model.candidate_run)
+        candidate = registry.run(model.candidate_run)
+        champion = registry.champion(cfg.model)
         gathered = evidence.gather(registry, cfg, candidate, champion)
         if not gathered.evidence.paired:
             raise RuntimeError(f"the gate fell back: {gathered.evidence.fallback_reason}")
@@ -593,9 +593,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "through it too, which is slower)")
     p.add_argument("--store-template", type=Path,
                    help="a migrated empty SQLite store to copy (skips ~10 s of migrations)")
-    p.add_argument("--workers", type=int, default=2,
-                   help="the started server's workers (default 2: deploy/ runs 4, this "
-                   "machine has 2 cores)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="the started server's workers (default 1; deploy/ runs 4)")
     p.add_argument("--no-history", action="store_true",
                    help="leave out the history section (writing it takes most of the run)")
     return p.parse_args(argv)
@@ -660,14 +659,13 @@ def report(header: str, argv: Sequence[str], decisions: list[list[Any]],
         "## Gate speed", "", f"Measured {header}.", f"Command: `{command}`", "",
         "### Decision: the gate against MLflow's native path", "",
         f"Median seconds per decision on one real `mlflow server` ({server}), the three "
-        "paths timed interleaved. Gate: candidate and champion lookup (side by side, as "
-        "`gate check` does), `evidence.gather` (the candidate scored from its own model "
-        "file, so verified, with the rows read beside its download and load; the "
-        "champion's predictions either cached at its promotion, digest checked, or "
-        "re-scored from its model file; a paired bootstrap of rmse, mae, r2) and "
-        "`decide`. Native: download the same eval rows, `mlflow.models.evaluate` of "
-        "both models, `validate_evaluation_results`. Targets, champion cached: >= 4x at 89 "
-        "eval rows, >= 3.5x at 1,000.", "",
+        "paths timed interleaved. Gate: candidate and champion lookup, `evidence.gather` "
+        "(the candidate scored from its own model file, so verified; the champion's "
+        "predictions either cached at its promotion, digest checked, or re-scored from "
+        "its model file; a paired bootstrap of rmse, mae, r2) and `decide`. Native: "
+        "download the same eval rows, `mlflow.models.evaluate` of both models, "
+        "`validate_evaluation_results`. Targets, champion cached: >= 4x at 89 eval rows, "
+        ">= 3.5x at 1,000.", "",
         table(["data", "eval rows", "path", "repeats", "median (s)", "min-max (s)",
                "requests", "native / this", "target"], decisions),
         "### A `gate check` process that loads no model", "",

@@ -89,5 +89,4 @@ def download_one(repo: Any, path: str, local: Path) -> None:
 
 
 def temp_dir() -> tempfile.TemporaryDirectory[str]:
-    # a read still running beside an interrupted one may be writing here
-    return tempfile.TemporaryDirectory(prefix="gate-", ignore_cleanup_errors=True)
+    return tempfile.TemporaryDirectory(prefix="gate-")

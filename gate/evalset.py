@@ -69,11 +69,6 @@ def _size(path: Path, what: str) -> int:
         raise InputError(f"{what}: cannot read ({exc.strerror})") from None
 
 
-def import_readers() -> None:
-    """Import what reading eval files needs (pandas and pyarrow come with MLflow)."""
-    import pyarrow.parquet  # noqa: F401
-
-
 def _read_parquet(path: Path, what: str) -> Any:
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate import contract, evalset, rowsource, scoring
-from gate.beside import beside
+from gate import contract, rowsource, scoring
 from gate.config import Config
 from gate.decide import Evidence
 from gate.domain import Champion, RunInfo
@@ -52,26 +51,19 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
                          f"'{config.model.alias}' alias is set")
     with temp_dir() as tmp:
         work = Path(tmp)
-        # the rows (and Production's cached predictions) are read while the candidate's
-        # model downloads and loads: the model's error, if any, comes first. The readers'
-        # libraries are imported here first: two threads importing at once can meet
-        # half-built modules
-        evalset.import_readers()
-        with beside(lambda: _read_rows(registry, config, candidate, champion, work)) \
-                as reading:
-            cand_model = scoring.run_model(registry, config, candidate.model_id,
-                                           work / "candidate-model",
-                                           f"candidate model of run {candidate.run_id}")
+        cand_model = scoring.run_model(registry, config, candidate.model_id,
+                                       work / "candidate-model",
+                                       f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
         cand_side = Side("candidate", cand_model.info.description if cand_model else "",
                          flavor)
         try:
-            read = reading.result()
+            cand_eval = rowsource.run_evaluation(registry, candidate, work / "candidate",
+                                                 f"run {candidate.run_id}")
+            rows, chosen = rowsource.chosen_rows(registry, config, champion, cand_eval, work, notes)
         except Fallback as why:
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
                              data_changed)
-        notes.extend(read.notes)
-        cand_eval, rows, chosen = read.cand_eval, read.rows, read.chosen
         notes.extend(rowsource.rows_differ(chosen, cand_eval, rows))
         task = scoring.task_of(config, chosen)
         try:
@@ -92,8 +84,8 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
                             **common)
         champ_side = Side("champion")
         try:
-            champ_out, champ_side = scoring.champion_predictions(
-                registry, config, champion, chosen, task, work, notes, read.cached)
+            champ_out, champ_side = scoring.champion_predictions(registry, config, champion, chosen,
+                                                                 task, work, notes)
             paired = scoring.paired(config, chosen.y, champ_out, cand_out, task)
         except Fallback as why:
             return _fallback(base, str(why), notes, candidate, cand_side, flavor,
@@ -104,28 +96,6 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
     evidence = Evidence(**base, **verified, paired=paired,
                         champion_verified=champ_side.verified)
     return Gathered(evidence, **{**common, "notes": tuple(notes)}, champion=champ_side)
-
-
-@dataclass(frozen=True)
-class _Read:
-    cand_eval: rowsource.RunEvaluation | None
-    rows: Rows
-    chosen: evalset.EvalRows
-    cached: scoring.Cached | None
-    notes: tuple[str, ...]
-
-
-def _read_rows(registry: Registry, config: Config, candidate: RunInfo,
-               champion: Champion | None, work: Path) -> _Read:
-    """The candidate's logged evaluation, the rows the comparison runs on, and
-    Production's predictions cached at its promotion when its tags vouch for them."""
-    notes: list[str] = []
-    cand_eval = rowsource.run_evaluation(registry, candidate, work / "candidate",
-                                         f"run {candidate.run_id}")
-    rows, chosen = rowsource.chosen_rows(registry, config, champion, cand_eval, work, notes)
-    cached = scoring.cached_predictions(registry, champion, chosen, work / "cache") \
-        if champion is not None else None
-    return _Read(cand_eval, rows, chosen, cached, tuple(notes))
 
 
 def _fallback(base: dict[str, Any], reason: str, notes: list[str], candidate: RunInfo,

@@ -11,7 +11,6 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 from gate import contract, deliver, evidence
-from gate.beside import beside
 from gate.config import Config
 from gate.decide import Verdict, decide
 from gate.domain import Champion, RunInfo
@@ -48,12 +47,15 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     """Judge one run against the champion (or the `against` baseline, never promoted);
     promote when asked and allowed."""
     deliver.preflight(targets)      # an unwritable output fails before any work
-    candidate, found = look_up(registry, config, run_id, against)
+    candidate = registry.run(run_id)
     missing: str | None = None
     early: list[str] = []
-    champion: Champion | None = found
-    if not against:
-        champion, missing, early = _champion_trouble(registry, config, found)
+    champion: Champion | None
+    if against:
+        champion = registry.baseline(config.model.name, against)
+    else:
+        champion, missing, early = _champion_trouble(registry, config,
+                                                     registry.champion(config.model))
     gathered = evidence.gather(registry, config, candidate, champion)
     verdict = decide(config, replace(gathered.evidence, champion_missing=missing))
     forced = force_reason is not None and not verdict.passed
@@ -123,20 +125,6 @@ def model_lines(gathered: evidence.Gathered,
         mark = "verified" if side.verified else "unverified"
         lines.append((name, f"{side.model or 'no logged model'}, {mark}: {side.how}"))
     return lines
-
-
-def look_up(registry: Registry, config: Config, run_id: str,
-            against: str | None = None) -> tuple[RunInfo, Champion | None]:
-    """The candidate run and what it is compared with (Production, or `against`),
-    read side by side; a bad run id is the error reported when both fail."""
-    def baseline() -> Champion | None:
-        if against:
-            return registry.baseline(config.model.name, against)
-        return registry.champion(config.model)
-
-    with beside(baseline) as champion:
-        candidate = registry.run(run_id)
-    return candidate, champion.result()
 
 
 def _champion_trouble(registry: Registry, config: Config, champion: Champion | None

@@ -119,29 +119,15 @@ def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
     return replace(chosen, features=features), [str(c) for c in missing]
 
 
-@dataclass(frozen=True)
-class Cached:
-    """Production's predictions kept at its promotion, or why they cannot be used."""
-
-    outputs: loaders.Outputs | None
-    note: str = ""
-
-
 def champion_predictions(registry: Registry, config: Config, champion: Champion,
                          chosen: evalset.EvalRows, task: str, work: Path,
-                         notes: list[str], cached: Cached | None = None
-                         ) -> tuple[loaders.Outputs, Side]:
-    """Production's outputs on the chosen rows: `cached` (from `cached_predictions`,
-    read beforehand) when its digest held, else scored again from its model file."""
+                         notes: list[str]) -> tuple[loaders.Outputs, Side]:
     label = f"champion {config.model.name} {champion.label}"
-    if cached is None:
-        cached = cached_predictions(registry, champion, chosen, work / "cache")
-    if cached.note:
-        notes.append(cached.note)
+    cached = _cached(registry, champion, chosen, work / "cache", notes)
     flavor = champion.tags.get(contract.V_FLAVOR, "")
-    if cached.outputs is not None:
-        return cached.outputs, Side("champion", flavor.replace(":", " / "), flavor, True,
-                                    "cached at its promotion (digest checked)")
+    if cached is not None:
+        return cached, Side("champion", flavor.replace(":", " / "), flavor, True,
+                            "cached at its promotion (digest checked)")
     location = registry.logged_model_location(champion.run.model_id) \
         if champion.found_by == "run" and champion.run.model_id else \
         registry.model_location(config.model.name, champion.version, champion.source) \
@@ -157,22 +143,23 @@ def champion_predictions(registry: Registry, config: Config, champion: Champion,
     return predictions(model, logged, chosen, task, side, config, champion.label)
 
 
-def cached_predictions(registry: Registry, champion: Champion, chosen: evalset.EvalRows,
-                       work: Path) -> Cached:
+def _cached(registry: Registry, champion: Champion, chosen: evalset.EvalRows, work: Path,
+            notes: list[str]) -> loaders.Outputs | None:
     """The champion's predictions kept at its promotion, if its version's tags vouch for
     them and they were made on these very rows."""
     sha = champion.tags.get(contract.V_PREDICTIONS_SHA)
     if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
-        return Cached(None)
+        return None
     base = champion.run.artifact_uri.rstrip("/")
     if registry.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
-        return Cached(None)
+        return None
     path = work / contract.CACHED_PREDICTIONS
     if evalset.sha256_file(path) != sha:
-        return Cached(None, f"{champion.label}'s cached predictions do not match their "
-                            "recorded digest: ignored, the model is scored again")
+        notes.append(f"{champion.label}'s cached predictions do not match their recorded "
+                     "digest: ignored, the model is scored again")
+        return None
     p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
-    return Cached(loaders.Outputs(p.values, p.proba, p.classes))
+    return loaders.Outputs(p.values, p.proba, p.classes)
 
 
 def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.EvalRows,

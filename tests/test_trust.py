@@ -286,8 +286,7 @@ def test_malformed_mlmodel_is_exit_2_and_nothing_is_registered(
 
 def test_a_broken_model_is_the_error_reported_when_its_rows_are_broken_too(
         local_store: Path, capsys: pytest.CaptureFixture) -> None:
-    """The rows are read beside the model's download: the error is still the one the
-    sequential order gives (the model first), whichever thread finishes first."""
+    """The model is read before the rows, and its error is the one reported, every time."""
     promote_baseline()
     run_id = train("--seed", "3")
     _hostile(artifacts_of(run_id), "manifest")
