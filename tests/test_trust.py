@@ -286,17 +286,16 @@ def test_malformed_mlmodel_is_exit_2_and_nothing_is_registered(
 
 def test_a_broken_model_is_the_error_reported_when_its_rows_are_broken_too(
         local_store: Path, capsys: pytest.CaptureFixture) -> None:
-    """The model is read before the rows, and its error is the one reported, every time."""
+    """The model is read before the rows: its error is the one reported."""
     promote_baseline()
     run_id = train("--seed", "3")
     _hostile(artifacts_of(run_id), "manifest")
     model_id = client().get_run(run_id).outputs.model_outputs[0].model_id
     for folder in Path("mlruns").glob(f"*/models/{model_id}/artifacts"):
         (folder / "MLmodel").write_text("- a\n- b\n")
-    for _ in range(3):
-        assert main(["check", "--run-id", run_id, "--promote"]) == 2
-        err = capsys.readouterr().err.strip()
-        assert "MLmodel file is not a mapping" in err and "\n" not in err
+    assert main(["check", "--run-id", run_id, "--promote"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "MLmodel file is not a mapping" in err and "\n" not in err
     assert versions() == ["1"]
 
 
