@@ -72,6 +72,18 @@ def machine() -> str:
 _STARTED = time.monotonic()
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer no smaller than `low` (a bad one is argparse's
+    one-line usage error, exit 2)."""
+    def parse(text: str) -> int:
+        value = int(text)
+        if value < low:
+            raise ValueError(text)
+        return value
+    parse.__name__ = f"integer >= {low}"    # what argparse names in its error
+    return parse
+
+
 def log(message: str) -> None:
     """Progress goes to stderr, so stdout is only the markdown."""
     print(f"[{time.monotonic() - _STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)

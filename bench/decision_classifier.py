@@ -108,15 +108,26 @@ class TaskResult:
     seconds: float
 
 
-def make_task(name: str, classes: int, rows: int) -> Task:
-    """`rows` rows split 80/20 into train and eval, and fresh rows of the same draw."""
+def generate(classes: int, samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bench's generated task: one make_classification draw of `samples` rows. Its
+    cluster covariances depend on `samples`, so draws of other sizes are siblings."""
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=rows + FRESH_ROWS, n_features=20, n_informative=8,
+    X, y = make_classification(n_samples=samples, n_features=20, n_informative=8,
                                n_redundant=4, n_classes=classes, n_clusters_per_class=2,
                                flip_y=0.05, class_sep=0.8, random_state=0)
+    return X, y
+
+
+def average_for(classes: int) -> str | None:
+    return None if classes == 2 else "macro"
+
+
+def make_task(name: str, classes: int, rows: int) -> Task:
+    """`rows` rows split 80/20 into train and eval, and fresh rows of the same draw."""
+    X, y = generate(classes, rows + FRESH_ROWS)
     train = int(rows * 0.8)
-    return Task(name, None if classes == 2 else "macro", X[:train], y[:train],
+    return Task(name, average_for(classes), X[:train], y[:train],
                 X[train:rows], y[train:rows], X[rows:], y[rows:])
 
 
@@ -238,17 +249,11 @@ def draw_tasks(name: str, classes: int, rows: int, draws: int) -> list[Task]:
     """`draws` disjoint blocks of `rows` rows (each split 80/20 into train and eval) and
     FRESH_ROWS fresh rows, all from one generator draw.
 
-    One make_classification call for all of them: its cluster covariances depend on
-    n_samples, so this generator is a sibling of make_task's, not the same one.
+    One `generate` call for all of them, a sibling of make_task's draw.
     """
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(n_samples=draws * rows + FRESH_ROWS, n_features=20,
-                               n_informative=8, n_redundant=4, n_classes=classes,
-                               n_clusters_per_class=2, flip_y=0.05, class_sep=0.8,
-                               random_state=0)
+    X, y = generate(classes, draws * rows + FRESH_ROWS)
     train, fresh = int(rows * 0.8), draws * rows
-    return [Task(name, None if classes == 2 else "macro", X[at:at + train], y[at:at + train],
+    return [Task(name, average_for(classes), X[at:at + train], y[at:at + train],
                  X[at + train:at + rows], y[at + train:at + rows], X[fresh:], y[fresh:])
             for at in range(0, fresh, rows)]
 

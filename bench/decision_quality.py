@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from bench.common import log, machine, pct, rate, table
+from bench.common import at_least, log, machine, pct, rate, table
 from gate import stats
 from gate.config import CompareConfig, Config, MetricRule, ModelConfig
 from gate.decide import Evidence, MetricResult, PairedStat, decide
@@ -407,10 +407,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "(default 5000: 1000 eval rows)")
     p.add_argument("--task", choices=("all", "regression", "classifier"), default="all",
                    help="which cases to run (default all)")
-    p.add_argument("--draws", type=int,
+    p.add_argument("--draws", type=at_least(0),
                    help="classifiers: independent eval draws for the false-block rate "
                    "(default 40; 0 leaves them out)")
-    p.add_argument("--draw-retrains", type=int,
+    p.add_argument("--draw-retrains", type=at_least(1),
                    help="classifiers: seed-only retrains per independent draw (default 10)")
     return p.parse_args(argv)
 
@@ -453,7 +453,8 @@ def _classifiers(args: argparse.Namespace, raw: Sequence[str], measured: str, se
                            changes)
                for name, classes in (("binary", 2), ("3 classes", 3))]
     draws = args.draws if args.draws is not None else (2 if args.quick else 40)
-    retrains = args.draw_retrains or (2 if args.quick else 10)
+    retrains = args.draw_retrains if args.draw_retrains is not None else \
+        (2 if args.quick else 10)
     drawn = [dc.run_draws(name, classes, rows, draws, retrains, resamples)
              for name, classes in (("binary", 2), ("3 classes", 3))] if draws else []
     head = [] if args.task == "all" else [

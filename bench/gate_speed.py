@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from bench.common import log, machine, median_time, migrated_store, table
+from bench.common import at_least, log, machine, median_time, migrated_store, table
 from tests.servers import mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -593,7 +593,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "through it too, which is slower)")
     p.add_argument("--store-template", type=Path,
                    help="a migrated empty SQLite store to copy (skips ~10 s of migrations)")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=at_least(1), default=1,
                    help="the started server's workers (default 1; deploy/ runs 4)")
     p.add_argument("--no-history", action="store_true",
                    help="leave out the history section (writing it takes most of the run)")

@@ -58,14 +58,9 @@ def pool_task(name: str, classes: int, sets: int) -> dc.Task:
     """TRAIN_ROWS training rows and `sets` x EVAL_ROWS pool rows of one generator draw
     (the decision bench's parameters; a sibling of its draw, as covariances depend on
     the row count)."""
-    from sklearn.datasets import make_classification
-
-    X, y = make_classification(n_samples=TRAIN_ROWS + sets * EVAL_ROWS, n_features=20,
-                               n_informative=8, n_redundant=4, n_classes=classes,
-                               n_clusters_per_class=2, flip_y=0.05, class_sep=0.8,
-                               random_state=0)
+    X, y = dc.generate(classes, TRAIN_ROWS + sets * EVAL_ROWS)
     empty = np.empty((0, X.shape[1]))
-    return dc.Task(name, None if classes == 2 else "macro", X[:TRAIN_ROWS], y[:TRAIN_ROWS],
+    return dc.Task(name, dc.average_for(classes), X[:TRAIN_ROWS], y[:TRAIN_ROWS],
                    empty, y[:0], X[TRAIN_ROWS:], y[TRAIN_ROWS:])
 
 
