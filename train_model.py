@@ -21,8 +21,9 @@ from typing import Any, Mapping, Sequence
 
 from gate import contract
 from gate.errors import GateError, InfraError, InputError
-from gate.storage import storage_error
-from gate.tracking import TRUSTED_TYPES, apply_client_defaults, resolve_tracking_uri
+from gate.mlflowstore.s3 import storage_error
+from gate.evidence.loaders import TRUSTED_TYPES
+from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
 DEFAULT_EXPERIMENT = "model-gate"
 
@@ -225,7 +226,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _safe(uri: str) -> str:
-    from gate.tracking import redact_uri
+    from gate.core.redaction import redact_uri
 
     return redact_uri(uri)
 
@@ -264,7 +265,7 @@ def _mask_secrets() -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     from gate import github
-    from gate.deliver import secrets_in
+    from gate.core.redaction import secrets_in
 
     for line in github.mask_lines(secrets_in(os.environ)):
         print(line, flush=True)
@@ -272,13 +273,9 @@ def _mask_secrets() -> None:
 
 def _error(message: str) -> None:
     """One line on stderr, with no user:password@ (MLflow's own messages carry one)."""
-    from gate.deliver import secrets_in
-    from gate.tracking import redact_uri
+    from gate.core.redaction import scrub
 
-    line = " ".join(redact_uri(message).split())
-    for secret in secrets_in(os.environ):
-        if len(secret) >= 4:
-            line = line.replace(secret, "***")
+    line = " ".join(scrub(message, os.environ).split())
     print(f"train_model: error: {line}", file=sys.stderr)
 
 

@@ -20,10 +20,13 @@ import numpy as np
 
 from bench.common import log, pct, rate, table
 from bench.decision_quality import BUCKETS, METHODS, TOLERANCE_REL, judge
-from gate import classmetrics, resample, stats
-from gate.config import CompareConfig, Config, MetricRule, ModelConfig
-from gate.decide import MetricResult, PairedStat, worsening
-from gate.metricspec import ClassScores, MetricSpec
+from gate.stats import classmetrics
+from gate.stats import resample
+from gate.stats import engine as stats
+from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.core.decide import MetricResult
+from gate.stats.paired import PairedStat, worsening
+from gate.stats.catalogue import ClassScores, MetricSpec
 
 # (gate name, direction, MLflow's name for the logged metric)
 METRICS = (("f1", "higher", "f1_score"), ("roc_auc", "higher", "roc_auc"),

@@ -26,9 +26,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bench.common import at_least, log, machine, pct, rate, table
-from gate import stats
-from gate.config import CompareConfig, Config, MetricRule, ModelConfig
-from gate.decide import Evidence, MetricResult, PairedStat, decide
+from gate.stats import engine as stats
+from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.core.decide import Evidence, MetricResult, decide
+from gate.stats.paired import PairedStat
 
 TOLERANCE_REL = 0.02
 SPLIT_SEED = 42         # train_model.py's default: every run is evaluated on the same rows

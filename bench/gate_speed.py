@@ -105,7 +105,7 @@ def train(experiment: str, *args: str) -> str:
 def gate_check(model: Model, out_dir: Path, *extra: str, run_id: str = "",
                config: Path | None = None) -> dict[str, Any]:
     """One `gate check` through the CLI entry, report and JSON to out_dir; the verdict."""
-    from gate import cli
+    from gate.commands import cli
 
     verdict = out_dir / "verdict.json"
     with contextlib.redirect_stdout(io.StringIO()):
@@ -166,10 +166,10 @@ def friedman_csv(path: Path, rows: int) -> Path:
 def gate_decision(uri: str, model: Model, cached: bool) -> Callable[[], Any]:
     """The gate's decision on the candidate, its champion's predictions either cached at
     promotion or re-scored; refuses to time anything but that path."""
-    from gate import config as config_mod
-    from gate import evidence
-    from gate.decide import decide
-    from gate.registry import Registry
+    from gate.core import config as config_mod
+    from gate.evidence import gather as evidence
+    from gate.core.decide import decide
+    from gate.mlflowstore.registry import Registry
 
     cfg = config_mod.load(model.config_path if cached else model.rescored_config)
     registry = Registry(uri)
@@ -461,7 +461,7 @@ def run_process(p: Process, verdict: Path, probe: bool = False) -> tuple[str, fl
 # -- 3. bootstrap cost against eval rows --------------------------------------------
 
 def bootstrap_cost(sizes: Sequence[int], resamples: int, repeats: int) -> list[list[Any]]:
-    from gate import stats
+    from gate.stats import engine as stats
 
     rows = []
     for n in sizes:

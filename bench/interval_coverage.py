@@ -21,8 +21,10 @@ import numpy as np
 
 from bench import decision_classifier as dc
 from bench.common import log, machine, pct, table
-from gate import classmetrics, resample, stats
-from gate.metricspec import ClassScores, MetricSpec
+from gate.stats import classmetrics
+from gate.stats import resample
+from gate.stats import engine as stats
+from gate.stats.catalogue import ClassScores, MetricSpec
 
 EVAL_ROWS = 1000
 TRAIN_ROWS = 4000

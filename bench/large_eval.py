@@ -24,9 +24,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from bench.common import log, machine, pct, table
-from gate import stats
-from gate.decide import PairedStat
-from gate.metricspec import ClassScores
+from gate.stats import engine as stats
+from gate.stats.paired import PairedStat
+from gate.stats.catalogue import ClassScores
 
 CONFIDENCE = 0.95
 REGRESSION = (("rmse", "lower"), ("mae", "lower"), ("r2", "higher"))

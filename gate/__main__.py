@@ -3,7 +3,7 @@ import sys
 
 try:
     # importing the CLI takes a moment: Ctrl-C in it is one line and exit 3 too
-    from gate.cli import main
+    from gate.commands.cli import main
 
     code = main()
 except KeyboardInterrupt:

@@ -125,7 +125,7 @@ def _plain(value: Any) -> Any:
 
 def _metrics(task: str, y: Any, pred: Any, proba: Any,
              classes: list[Any]) -> dict[str, float]:
-    from gate import stats
+    from gate.stats import engine as stats
 
     names: tuple[str, ...]
     if task == contract.REGRESSION:
@@ -150,7 +150,7 @@ def _log(rows: Any, predicted: Any, manifest: dict[str, Any], metrics: dict[str,
          run_id: str | None) -> None:
     import mlflow
 
-    from gate.evalset import sha256_file
+    from gate.evidence.evalset import sha256_file
 
     active = mlflow.active_run()
     run_id = run_id or (active.info.run_id if active else None)

@@ -15,7 +15,7 @@ from mlflow.store.artifact.http_artifact_repo import HttpArtifactRepository
 from mlflow.store.artifact.local_artifact_repo import LocalArtifactRepository
 from mlflow.store.artifact.s3_artifact_repo import S3ArtifactRepository
 
-from gate.artifacts import download_one
+from gate.mlflowstore.artifacts import download_one
 
 
 @pytest.mark.parametrize("repo", [LocalArtifactRepository, HttpArtifactRepository,

@@ -66,7 +66,7 @@ def test_decision_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import large_eval
-    from gate import stats
+    from gate.stats import engine as stats
 
     assert large_eval.main(["--quick"]) == 0
     found = tables(capsys.readouterr().out)

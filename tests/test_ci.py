@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gate import ci
+from gate.commands import ci
 from tests import fake_github as fake_module
 from tests.fake_github import FakeGitHub
 from tests.test_github import parse_outputs
@@ -96,8 +96,8 @@ def test_tag_run_refuses_what_is_not_a_run_id_or_sha(tmp_path: Path,
 # --- the config diff a pull request proposes, in the report ------------------------------
 
 def test_the_config_diff_is_shown_as_an_inert_code_block(tmp_path: Path) -> None:
-    from gate.deliver import CONFIG_DIFF_LINES, with_config_diff
-    from gate.report import Report
+    from gate.delivery.deliver import CONFIG_DIFF_LINES, with_config_diff
+    from gate.report.markdown import Report
 
     diff = tmp_path / "config.diff"
     diff.write_text("-max = 70.0\n+max = 700.0 # ```` <img src=x> @team\n" +
@@ -114,9 +114,9 @@ def test_the_config_diff_is_shown_as_an_inert_code_block(tmp_path: Path) -> None
 
 
 def test_an_unreadable_config_diff_is_bad_input(tmp_path: Path) -> None:
-    from gate.deliver import with_config_diff
+    from gate.delivery.deliver import with_config_diff
     from gate.errors import InputError
-    from gate.report import Report
+    from gate.report.markdown import Report
 
     with pytest.raises(InputError, match="--config-diff"):
         with_config_diff(Report("a", "b"), str(tmp_path / "missing.diff"))

@@ -11,10 +11,11 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from gate import classmetrics, stats
+from gate.stats import classmetrics
+from gate.stats import engine as stats
 from gate.errors import InputError
-from gate.metricspec import ClassScores, MetricSpec
-from gate.parts import Part, SumPart
+from gate.stats.catalogue import ClassScores, MetricSpec
+from gate.stats.parts import Part, SumPart
 
 SETTINGS: dict[str, Any] = {"confidence": 0.95, "resamples": 2000, "seed": 0}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gate.cli import main
+from gate.commands.cli import main
 from tests.conftest import train
 from tests.fake_github import FAKE_TOKEN, FakeGitHub
 

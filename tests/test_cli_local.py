@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from gate.cli import main
+from gate.commands.cli import main
 from tests.conftest import train
 
 MODEL = "diabetes-regressor"
@@ -153,10 +153,10 @@ def test_legacy_stage_is_the_champion_when_no_alias(local_store: Path) -> None:
 
 def test_champion_moved_during_promotion_is_exit_3(local_store: Path) -> None:
     """Production moving between the comparison and the alias move: nothing changes."""
-    from gate import config as config_mod
+    from gate.core import config as config_mod
     from gate.errors import InfraError
-    from gate.gating import promote_run
-    from gate.registry import Registry
+    from gate.commands.check import promote_run
+    from gate.mlflowstore.registry import Registry
 
     check(train(), "--promote")
     registry = Registry(os.environ["MLFLOW_TRACKING_URI"])

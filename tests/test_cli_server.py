@@ -93,7 +93,7 @@ def test_credentials_in_the_uri_never_printed(tmp_path: Path) -> None:
 def test_credentials_in_a_working_uri_stay_out_of_every_output(
         mlflow_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from gate.cli import main
+    from gate.commands.cli import main
     from tests.conftest import train as train_in_process
 
     secret_uri = mlflow_server.replace("http://", "http://ci-user:uri-pass-789@")

@@ -6,11 +6,11 @@ import threading
 
 import pytest
 
-from gate import config as config_mod
-from gate.decide import Verdict
+from gate.core import config as config_mod
+from gate.core.decide import Verdict
 from gate.errors import InfraError
-from gate.gating import promote_run
-from gate.registry import Registry
+from gate.commands.check import promote_run
+from gate.mlflowstore.registry import Registry
 from tests.conftest import ROOT, train
 
 ROUNDS = 20

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from gate import config
+from gate.core import config
 from gate.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,7 +142,7 @@ required = false
 
 
 def test_classifier_metrics_load_with_their_options() -> None:
-    from gate.metricspec import MetricSpec
+    from gate.stats.catalogue import MetricSpec
 
     cfg = config.parse(CLASSIFIER)
     f1, auc, loss, custom = cfg.metrics

@@ -3,8 +3,9 @@ import math
 
 import pytest
 
-from gate.config import CompareConfig, Config, MetricRule, ModelConfig
-from gate.decide import Evidence, PairedStat, decide, worsening
+from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.core.decide import Evidence, decide
+from gate.stats.paired import PairedStat, worsening
 
 RMSE = MetricRule("rmse", "lower", max=70.0, tolerance_rel=0.02)
 R2 = MetricRule("r2", "higher", min=0.3, tolerance=0.01)

@@ -15,8 +15,8 @@ from mlflow import MlflowClient
 from sklearn.datasets import load_diabetes
 
 import gate
-from gate import modelfile
-from gate.cli import main
+from gate.evidence import modelfile
+from gate.commands.cli import main
 from gate.errors import InputError
 from tests.conftest import train
 

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from gate.cli import main
+from gate.commands.cli import main
 from tests.conftest import ROOT
 
 EXAMPLES = ROOT / "examples"

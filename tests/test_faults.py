@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 from mlflow import MlflowClient
 
-from gate.cli import main
+from gate.commands.cli import main
 from tests.chaos_proxy import ChaosProxy
 from tests.conftest import ROOT, train
 

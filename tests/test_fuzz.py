@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from mlflow import MlflowClient
 
-from gate.cli import main
+from gate.commands.cli import main
 from gate.contract import LOCK_TAG
 from tests.conftest import ROOT, train
 

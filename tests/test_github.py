@@ -596,7 +596,7 @@ def test_the_default_budget_waits_out_one_secondary_rate_limit(fake_github, wait
     assert client.upsert_comment(REPO, PR, "report", MARKER) == "created"
     assert waits[-1] == github.SECONDARY_RATE_LIMIT_WAIT
     assert github.DEFAULT_MAX_WAIT > github.SECONDARY_RATE_LIMIT_WAIT
-    from gate.deliver import _max_wait
+    from gate.delivery.deliver import _max_wait
     assert _max_wait({}) == github.DEFAULT_MAX_WAIT
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from gate import config as config_mod
-from gate import promotion as promotion_mod
-from gate.cli import main
-from gate.tracking import redact_uri
+from gate.core import config as config_mod
+from gate.mlflowstore import promotion as promotion_mod
+from gate.commands.cli import main
+from gate.core.redaction import redact_uri
 from tests.conftest import ROOT, train
 from tests.servers import free_port
 
@@ -150,7 +150,7 @@ def test_an_internal_error_is_exit_3_and_a_traceback_only_on_request(
         local_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
         debug_flag: str | None, debug_env: str | None) -> None:
     # a bug stands in for any unexpected exception: the handler is under test
-    monkeypatch.setattr("gate.cli._dispatch", _boom)
+    monkeypatch.setattr("gate.commands.cli._dispatch", _boom)
     if debug_env:
         monkeypatch.setenv("GATE_DEBUG", debug_env)
     argv = ["status", "--model-name", MODEL]

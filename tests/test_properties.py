@@ -10,7 +10,8 @@ from cmarkgfm.cmark import Options
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gate import config, report
+from gate.core import config
+from gate.report import markdown as report
 from gate.errors import ConfigError
 
 SETTINGS = settings(max_examples=300, deadline=None,

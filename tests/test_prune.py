@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from gate.errors import InputError
-from gate.prune import prune
+from gate.mlflowstore.prune import prune
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
 CI_TAGS = {"github.event": "pull_request", "github.repository": "acme/models"}
@@ -126,7 +126,7 @@ def test_cli_dry_run_then_yes(client: MlflowClient, filled: dict[str, str],
                               capsys: pytest.CaptureFixture[str]) -> None:
     """`python -m gate prune` end to end: days count from now, so the 40-day-old run is
     older than 30 days whatever today's date is."""
-    from gate.cli import main
+    from gate.commands.cli import main
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
     # The fixture's runs were dated against NOW; today they are all older than that.
@@ -143,7 +143,7 @@ def test_cli_dry_run_then_yes(client: MlflowClient, filled: dict[str, str],
 def test_cli_bad_input_is_exit_2_one_line(client: MlflowClient, filled: dict[str, str],
                                           monkeypatch: pytest.MonkeyPatch,
                                           capsys: pytest.CaptureFixture[str]) -> None:
-    from gate.cli import main
+    from gate.commands.cli import main
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", client.tracking_uri)
     assert main(["prune", "--older-than", "30", "--experiment", "nope", "--yes"]) == 2

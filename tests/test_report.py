@@ -10,10 +10,11 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from gate import report
-from gate.config import CompareConfig, Config, MetricRule, ModelConfig
-from gate.decide import Evidence, MetricResult, PairedStat, decide
-from gate.domain import Champion, RunInfo
+from gate.report import markdown as report
+from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.core.decide import Evidence, MetricResult, decide
+from gate.stats.paired import PairedStat
+from gate.core.domain import Champion, RunInfo
 
 CONFIG = Config(model=ModelConfig("diabetes"), compare=CompareConfig(),
                 metrics=(MetricRule("rmse", "lower", max=70.0, tolerance_rel=0.02),
@@ -316,7 +317,7 @@ def test_skipped_report() -> None:
 
 
 def test_plain_text_for_a_100_column_terminal_and_markdown_for_github(tmp_path) -> None:
-    from gate import deliver
+    from gate.delivery import deliver
 
     long_names = tuple(MetricRule(f"expected_calibration_error_{i}", "lower",
                                   tolerance_rel=0.02) for i in range(10))

@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from gate import config as config_mod
-from gate import report
-from gate.config import CompareConfig, Config, MetricRule, ModelConfig
-from gate.decide import Evidence, PairedStat, decide
-from gate.domain import Champion, RunInfo
+from gate.core import config as config_mod
+from gate.report import markdown as report
+from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
+from gate.core.decide import Evidence, decide
+from gate.stats.paired import PairedStat
+from gate.core.domain import Champion, RunInfo
 from tests.test_report import LOGGED
 from tests import browser
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from gate import runner_log
-from gate.runner_log import INERT, LogGuard
+from gate.github import runner_log
+from gate.github.runner_log import INERT, LogGuard
 from tests.workflow_runner import parse_command
 
 

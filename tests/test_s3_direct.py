@@ -198,6 +198,24 @@ def _keys(live: Direct, bucket: str = BUCKET) -> list[str]:
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
 
+def test_the_endpoint_authorises_s3_actions_as_s3_and_minio_do(direct: Direct) -> None:
+    """The recommended PR policy grants s3:GetObject and s3:ListBucket: S3 and MinIO
+    allow HEAD and ListObjectsV2 with those. An endpoint that checks the API operation
+    instead (moto 5.2.6) would fail every later test here for a reason not the gate's."""
+    pr = direct.s3(direct.pr_keys)
+    key = f"{PR_PREFIX}/probe/endpoint.txt"
+    pr.put_object(Bucket=BUCKET, Key=key, Body=b"probe")
+    try:
+        pr.head_object(Bucket=BUCKET, Key=key)
+        pr.list_objects_v2(Bucket=BUCKET, Prefix=f"{PR_PREFIX}/probe/")
+    except Exception as exc:  # botocore's ClientError, shown with the endpoint's version
+        from importlib.metadata import version
+        pytest.fail(f"the S3 endpoint (moto {version('moto')}) refuses HEAD or ListObjectsV2 "
+                    f"to keys holding s3:GetObject and s3:ListBucket: {exc}")
+    finally:
+        direct.s3().delete_object(Bucket=BUCKET, Key=key)
+
+
 def test_the_client_venv_holds_only_requirements_txt(direct: Direct) -> None:
     probe = ("import importlib.util as u; "
              "print([m for m in ('boto3', 'pytest', 'moto', 'psycopg', 'hypothesis') "

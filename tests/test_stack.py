@@ -19,9 +19,9 @@ import yaml
 from mlflow import MlflowClient
 
 import train_model
-from gate.cli import main as gate
+from gate.commands.cli import main as gate
 from gate.errors import InfraError
-from gate.prune import prune
+from gate.mlflowstore.prune import prune
 from tests.servers import NO_JOB_RUNNER
 from tests.stack import EXPERIMENT, MODEL, REPO, Stack, bootstrapped  # noqa: F401
 

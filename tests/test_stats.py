@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from gate import stats
-from gate.decide import PairedStat
+from gate.stats import engine as stats
+from gate.stats.paired import PairedStat
 from gate.errors import InputError
 
 SETTINGS: dict[str, Any] = {"confidence": 0.95, "resamples": 2000, "seed": 0}

@@ -12,7 +12,7 @@ from botocore.exceptions import (ClientError, EndpointConnectionError, NoCredent
 from mlflow.exceptions import MlflowException
 
 from gate.errors import InfraError
-from gate.storage import storage_error, storage_errors
+from gate.mlflowstore.s3 import storage_error, storage_errors
 
 URI = "s3://models-bucket/artifacts/1/abc/artifacts"
 

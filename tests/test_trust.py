@@ -17,7 +17,7 @@ import pytest
 from mlflow import MlflowClient
 from sklearn.datasets import load_diabetes
 
-from gate.cli import main
+from gate.commands.cli import main
 from tests.conftest import train
 
 MODEL = "diabetes-regressor"

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 import pytest
 import yaml
 
-from gate.report import marker
+from gate.report.markdown import marker
 from tests.fake_github import FakeGitHub
 from tests.workflow_runner import (Context, JobResult, RunResult, WorkflowError,
                                    WorkflowRunner, concurrency_outcome, dispatch_event,
@@ -121,7 +121,7 @@ def _run_count(server: str) -> int:
 def _seed(workspace: Path, server: str) -> str:
     """The champion, trained and promoted directly with the trainer and the gate."""
     import train_model
-    from gate.cli import main
+    from gate.commands.cli import main
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", server)

@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from gate.errors import ConfigError, echo
-from gate.metricspec import AVERAGES, MetricSpec, is_classification, known_direction
+from gate.stats.catalogue import AVERAGES, MetricSpec, is_classification, known_direction
 
 
 class Policy(StrEnum):
@@ -55,12 +55,6 @@ class ModelConfig:
         flavor = key.split(":", 1)[0]
         return not self.allowed_flavors or key in self.allowed_flavors or \
             flavor in self.allowed_flavors
-
-    @property
-    def all_trusted_types(self) -> tuple[str, ...]:
-        from gate.tracking import TRUSTED_TYPES
-
-        return TRUSTED_TYPES + self.trusted_types
 
 
 @dataclass(frozen=True)

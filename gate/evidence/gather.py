@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gate import contract, rowsource, scoring
-from gate.config import Config
-from gate.decide import Evidence
-from gate.domain import Champion, RunInfo
-from gate.registry import Registry, temp_dir
-from gate.rowsource import Fallback, Rows
-from gate.scoring import Side
+from gate import contract
+from gate.evidence import rows as rowsource
+from gate.evidence import scoring
+from gate.core.config import Config
+from gate.core.decide import Evidence
+from gate.core.domain import Champion, RunInfo
+from gate.mlflowstore.registry import Registry, temp_dir
+from gate.evidence.rows import Fallback, Rows
+from gate.evidence.scoring import Side
 
 __all__ = ["Fallback", "Gathered", "Rows", "Side", "cache_digest", "gather"]
 

@@ -9,13 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate import contract, evalset, loaders, modelfile, rowsource
-from gate.config import Config
-from gate.decide import PairedStat
-from gate.domain import Champion
+from gate import contract
+from gate.evidence import evalset
+from gate.evidence import loaders
+from gate.evidence import modelfile
+from gate.evidence import rows as rowsource
+from gate.core.config import Config
+from gate.stats.paired import PairedStat
+from gate.core.domain import Champion
 from gate.errors import InputError
-from gate.registry import Registry
-from gate.rowsource import Fallback
+from gate.mlflowstore.registry import Registry
+from gate.evidence.rows import Fallback
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,8 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
     # loaded here, before anything is registered: skops audits the types against the
     # trusted list before it builds anything, so loading is the vetting (one parse)
-    return Model(info, dest, loaders.load(dest, info, config.model.all_trusted_types, label))
+    trusted = loaders.TRUSTED_TYPES + config.model.trusted_types
+    return Model(info, dest, loaders.load(dest, info, trusted, label))
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
@@ -189,7 +194,7 @@ def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.Ev
 
 
 def task_of(config: Config, chosen: evalset.EvalRows) -> str:
-    from gate import stats
+    from gate.stats import engine as stats
 
     if not any(stats.is_classification(rule.name) for rule in config.metrics):
         return contract.REGRESSION
@@ -199,7 +204,7 @@ def task_of(config: Config, chosen: evalset.EvalRows) -> str:
 def _scores(outputs: loaders.Outputs, task: str) -> Any:
     import numpy as np
 
-    from gate import stats
+    from gate.stats import engine as stats
 
     if task == contract.REGRESSION:
         try:
@@ -212,14 +217,14 @@ def _scores(outputs: loaders.Outputs, task: str) -> Any:
 
 
 def _rules(config: Config) -> list[Any]:
-    from gate import stats
+    from gate.stats import engine as stats
 
     return [rule.spec() for rule in config.metrics if stats.supports(rule.name)]
 
 
 def paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders.Outputs,
            task: str) -> dict[str, PairedStat]:
-    from gate import stats
+    from gate.stats import engine as stats
 
     rules = _rules(config)
     if not rules:
@@ -233,7 +238,7 @@ def paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders
 
 def computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
                      task: str) -> dict[str, float]:
-    from gate import stats
+    from gate.stats import engine as stats
 
     y_true = y.astype(float) if task == contract.REGRESSION else y
     scores = _scores(outputs, task)

@@ -15,7 +15,7 @@ from typing import Iterator
 from urllib.parse import urlsplit
 
 from gate.errors import GateError, InfraError
-from gate.tracking import redact_uri
+from gate.core.redaction import redact_uri
 
 # S3 error codes (or bare HTTP statuses: a HEAD response has no body to carry a code)
 # and what each means for the person reading the CI log

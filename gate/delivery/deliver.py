@@ -11,13 +11,12 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, TextIO
-from urllib.parse import urlsplit
 
-from gate import destinations
-from gate.decide import Verdict
-from gate.destinations import max_wait as _max_wait  # noqa: F401 (its old home)
+from gate.delivery import destinations
+from gate.core.decide import Verdict
+from gate.delivery.destinations import max_wait as _max_wait  # noqa: F401 (its old home)
 from gate.errors import InfraError, InputError, echo
-from gate.report import Report
+from gate.report.markdown import Report
 
 CONFIG_DIFF_LINES = 200     # a longer diff is cut: the comment has a size limit
 
@@ -154,16 +153,3 @@ def step_outputs(data: Mapping[str, Any]) -> dict[str, str]:
             "champion_version": str(data.get("champion_version") or ""),
             "promoted_version": str(data.get("promoted_version") or ""),
             "failed_metrics": "\n".join(data.get("failed_metrics", []))}
-
-
-def secrets_in(environ: Mapping[str, str]) -> list[str]:
-    """Every credential the tool can see, to be masked in GitHub's logs."""
-    found = [environ.get(key, "") for key in
-             ("GITHUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
-    uri = environ.get("MLFLOW_TRACKING_URI", "")
-    if "@" in uri:
-        password = urlsplit(uri).password
-        if password:
-            found.append(password)
-    return [value for value in found if value]

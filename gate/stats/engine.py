@@ -15,12 +15,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from gate import classmetrics, resample
-from gate.decide import PairedStat, worsening
+from gate.stats import classmetrics
+from gate.stats import resample
+from gate.stats.paired import PairedStat, worsening
 from gate.errors import InputError
-from gate.metricspec import (ALIASES, NAMES, ClassScores, MetricSpec, canonical,
-                             is_classification, known_direction, needs_proba, supports)
-from gate.parts import Part, SumPart
+from gate.stats.catalogue import (ALIASES, NAMES, ClassScores, MetricSpec, canonical,
+                                  is_classification, known_direction, needs_proba, supports)
+from gate.stats.parts import Part, SumPart
 
 __all__ = ["ClassScores", "MetricSpec", "METRICS", "Metric", "is_classification",
            "known_direction", "needs_proba", "paired_bootstrap", "paired_bootstraps",

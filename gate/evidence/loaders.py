@@ -16,8 +16,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 from gate.errors import InputError
-from gate.modelfile import ModelFile
+from gate.evidence.modelfile import ModelFile
 
+# Skops refuses anything not on this list; mlflow's own loader would trust the list
+# stored inside the model, which the model's author controls.
+TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
 # the gate's own list for LightGBM's scikit-learn wrapper saved with skops: these
 # rebuild from LightGBM's text model, no code runs
 LIGHTGBM_TYPES = ("lightgbm.sklearn.LGBMClassifier", "lightgbm.sklearn.LGBMRegressor",

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gate import contract, evalset
-from gate.config import Config
-from gate.domain import Champion, RunInfo
+from gate import contract
+from gate.evidence import evalset
+from gate.core.config import Config
+from gate.core.domain import Champion, RunInfo
 from gate.errors import InputError
-from gate.registry import Registry
+from gate.mlflowstore.registry import Registry
 
 
 class Fallback(Exception):

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Protocol, TextIO
 
 from gate import github
-from gate.decide import Verdict
+from gate.core.decide import Verdict
 from gate.errors import GateError, InputError
-from gate.report import Report, marker
+from gate.report.markdown import Report, marker
 
 
 class Destination(Protocol):
@@ -39,7 +39,7 @@ class JsonFile:
 
     def send(self, report: Report, verdict: Verdict | None,
              data: Mapping[str, Any]) -> None:
-        from gate.deliver import write_json
+        from gate.delivery.deliver import write_json
 
         write_json(self.path, data)
 
@@ -59,7 +59,7 @@ class StepOutputs:
 
     def send(self, report: Report, verdict: Verdict | None,
              data: Mapping[str, Any]) -> None:
-        from gate.deliver import step_outputs
+        from gate.delivery.deliver import step_outputs
 
         github.write_outputs(step_outputs(data), self.path)
 

@@ -12,12 +12,12 @@ import sys
 from typing import Any
 
 from gate import contract
-from gate.artifacts import Artifacts, temp_dir  # noqa: F401 (re-exported)
-from gate.config import ModelConfig
-from gate.domain import Champion, RunInfo, VersionInfo
+from gate.mlflowstore.artifacts import Artifacts, temp_dir  # noqa: F401 (re-exported)
+from gate.core.config import ModelConfig
+from gate.core.domain import Champion, RunInfo, VersionInfo
 from gate.errors import echo
-from gate.mlflow_session import Session, mlflow_errors, name_filter  # noqa: F401
-from gate.promotion import CHAMPION_TAG, Promotions
+from gate.mlflowstore.session import Session, mlflow_errors, name_filter  # noqa: F401
+from gate.mlflowstore.promotion import CHAMPION_TAG, Promotions
 
 LEGACY_STAGE = "Production"
 

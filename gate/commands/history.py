@@ -5,11 +5,13 @@ import datetime as dt
 import os
 from typing import Any, TextIO
 
-from gate import contract, deliver, github
-from gate.config import Config
+from gate import contract
+from gate.delivery import deliver
+from gate import github
+from gate.core.config import Config
 from gate.errors import InputError
-from gate.gating import metrics_from_tag, actor
-from gate.registry import Registry, VersionInfo
+from gate.commands.check import metrics_from_tag, actor
+from gate.mlflowstore.registry import Registry, VersionInfo
 
 HISTORY_ROWS = 20
 

@@ -10,13 +10,15 @@ import sys
 from dataclasses import dataclass, replace
 from typing import Mapping
 
-from gate import contract, deliver, evidence
-from gate.config import Config
-from gate.decide import Verdict, decide
-from gate.domain import Champion, RunInfo
+from gate import contract
+from gate.delivery import deliver
+from gate.evidence import gather as evidence
+from gate.core.config import Config
+from gate.core.decide import Verdict, decide
+from gate.core.domain import Champion, RunInfo
 from gate.errors import GateError, InfraError
-from gate.registry import Registry, temp_dir
-from gate.report import Context, render
+from gate.mlflowstore.registry import Registry, temp_dir
+from gate.report.markdown import Context, render
 
 LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
 TREND_POINTS = 8

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate import contract
 from gate.errors import InputError
-from gate.mlflow_session import mlflow_errors
+from gate.mlflowstore.session import mlflow_errors
 
 if TYPE_CHECKING:
     import mlflow

@@ -12,13 +12,17 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Sequence
 
-from gate import config as config_mod
-from gate import deliver, destinations, github, runner_log
+from gate.core import config as config_mod
+from gate.delivery import deliver
+from gate.delivery import destinations
+from gate import github
+from gate.github import runner_log
 from gate.errors import GateError, InputError
-from gate.tracking import apply_client_defaults, redact_uri, resolve_tracking_uri
+from gate.core.redaction import scrub, secrets_in
+from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from gate.registry import Registry
+    from gate.mlflowstore.registry import Registry
 
 DEFAULT_CONFIG = "gate.toml"
 MAX_ERROR = 600     # characters of an error line
@@ -130,10 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _error(message: str, prefix: str = "gate: error: ") -> None:
     # one line, whatever the message quotes: a run id or a name can be 10 KB
-    line = " ".join(redact_uri(message).split())
-    for secret in deliver.secrets_in(os.environ):
-        if len(secret) >= 4:    # a credential quoted outside any URI
-            line = line.replace(secret, "***")
+    line = " ".join(scrub(message, os.environ).split())
     if len(line) > MAX_ERROR:
         line = line[:MAX_ERROR] + "…"
     try:
@@ -151,14 +152,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
-    from gate.mlflow_session import point_mlflow_at
-    from gate.registry import Registry
+    from gate.mlflowstore.session import point_mlflow_at
+    from gate.mlflowstore.registry import Registry
 
     uri = resolve_tracking_uri()
     point_mlflow_at(uri)
     registry = Registry(uri)
     if args.command == "check":
-        from gate.gating import run_gate
+        from gate.commands.check import run_gate
 
         if args.against is not None and args.promote:
             raise InputError("--against compares with a baseline of your choice and never "
@@ -167,7 +168,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                         targets=deliver.targets_from(args), against=args.against).exit_code
     if args.command == "promote":
         return _promote(args, registry, cfg)
-    from gate import history
+    from gate.commands import history
 
     if args.command == "rollback":
         return history.rollback(registry, cfg, args.reason, sys.stdout)
@@ -175,7 +176,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Config) -> int:
-    from gate.gating import run_gate
+    from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
     if args.force and not reason:
@@ -193,7 +194,7 @@ def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Confi
 def _prune(args: argparse.Namespace) -> int:
     from mlflow import MlflowClient
 
-    from gate.prune import prune
+    from gate.mlflowstore.prune import prune
 
     uri = resolve_tracking_uri()
     report = prune(MlflowClient(tracking_uri=uri, registry_uri=uri),
@@ -203,7 +204,7 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _skip(args: argparse.Namespace) -> int:
-    from gate.report import Report, render_skipped
+    from gate.report.markdown import Report, render_skipped
 
     how = args.next or ("A maintainer can run it after review: Actions → model-gate manual → "
                         "`check-pr` with the PR number and the reviewed commit SHA, or "
@@ -233,5 +234,5 @@ def _mask_secrets() -> None:
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
     runner_log.guard_streams()
-    for line in github.mask_lines(deliver.secrets_in(os.environ)):
+    for line in github.mask_lines(secrets_in(os.environ)):
         print(line)

@@ -12,7 +12,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from gate.parts import Part, SumPart
+from gate.stats.parts import Part, SumPart
 
 Array = np.ndarray
 # Resample-by-row count cells per chunk: bounds memory to one array of this many

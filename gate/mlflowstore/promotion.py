@@ -15,13 +15,13 @@ import warnings
 from typing import TYPE_CHECKING, Iterator, Mapping
 
 from gate import contract
-from gate.config import ModelConfig
-from gate.domain import RunInfo
+from gate.core.config import ModelConfig
+from gate.core.domain import RunInfo
 from gate.errors import InfraError, InputError
-from gate.mlflow_session import EDIT, name_filter, quote
+from gate.mlflowstore.session import EDIT, name_filter, quote
 
 if TYPE_CHECKING:
-    from gate.registry import Registry
+    from gate.mlflowstore.registry import Registry
 
 LOCK_TAG = contract.LOCK_TAG
 

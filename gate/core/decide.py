@@ -6,7 +6,8 @@ from enum import StrEnum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from gate.config import Config, MetricRule, Policy
+from gate.core.config import Config, MetricRule, Policy
+from gate.stats.paired import PairedStat, worsening
 
 
 class Status(StrEnum):
@@ -24,24 +25,6 @@ class VerdictStatus(StrEnum):
     BLOCKED = "blocked"
     FIRST_MODEL = "first_model"
     ERROR = "error"
-
-
-@dataclass(frozen=True)
-class PairedStat:
-    """One metric of both models scored on the same rows, with bootstrap bounds.
-
-    `worsening` is direction-adjusted (positive = candidate worse); `low`/`high`
-    bound it at the configured confidence; `mde` is the smallest worsening this
-    eval set can detect.
-    """
-
-    champion: float
-    candidate: float
-    worsening: float
-    low: float
-    high: float
-    mde: float
-    rows: int
 
 
 @dataclass(frozen=True)
@@ -164,11 +147,6 @@ def _run_rules(config: Config, evidence: Evidence) -> tuple[str, ...]:
             reasons.append("Production's predictions are logged claims, not computed by the "
                            "gate, and [compare] require_verified is true")
     return tuple(reasons)
-
-
-def worsening(direction: str, champion: float, candidate: float) -> float:
-    """How much worse the candidate is (negative when better)."""
-    return candidate - champion if direction == "lower" else champion - candidate
 
 
 def _finite(value: float | None) -> bool:

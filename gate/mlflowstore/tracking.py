@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import re
 from typing import MutableMapping
 
 from gate.errors import InputError
@@ -24,10 +23,6 @@ CLIENT_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 
-# Skops refuses anything not on this list; mlflow's own loader would trust the list
-# stored inside the model, which the model's author controls.
-TRUSTED_TYPES = ("sklearn.tree._tree.Tree",)
-
 
 def resolve_tracking_uri(environ: MutableMapping[str, str] = os.environ) -> str:
     """The tracking URI to use; in GitHub Actions a missing one is an error."""
@@ -43,26 +38,3 @@ def resolve_tracking_uri(environ: MutableMapping[str, str] = os.environ) -> str:
 def apply_client_defaults(environ: MutableMapping[str, str] = os.environ) -> None:
     for key, value in CLIENT_DEFAULTS.items():
         environ.setdefault(key, value)
-
-
-# quotes are part of the match: a raw password may hold one
-_URI = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>[^\s<>]*)")
-
-
-def redact_uri(text: str) -> str:
-    """`text` with the user:password@ part of every URI in it removed, fit for logs.
-
-    The userinfo ends at the authority's LAST '@': a password with a raw '@' (or '/',
-    which would end the authority early) is still all removed; when in doubt this cuts
-    too much, never too little."""
-    return _URI.sub(_without_userinfo, text)
-
-
-def _without_userinfo(match: re.Match[str]) -> str:
-    rest = match["rest"]
-    if rest.startswith("/"):        # sqlite:///path, file:///path: no authority at all
-        return match[0]
-    # the '@' of a userinfo comes before any query or fragment, wherever the path starts
-    head = re.split(r"[?#]", rest, maxsplit=1)[0]
-    at = head.rfind("@")
-    return match["scheme"] + rest[at + 1:] if at >= 0 else match[0]

@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 from gate import contract
 from gate.errors import InfraError, InputError
-from gate.mlflow_session import Session, first_line, short_infra, unreachable
-from gate.storage import storage_error, storage_errors
-from gate.tracking import redact_uri
+from gate.mlflowstore.session import Session, first_line, short_infra, unreachable
+from gate.mlflowstore.s3 import storage_error, storage_errors
+from gate.core.redaction import redact_uri
 
 
 class Artifacts:

@@ -15,7 +15,8 @@ import re
 import sys
 from typing import Mapping, Sequence
 
-from gate import github, runner_log
+from gate import github
+from gate.github import runner_log
 from gate.errors import GateError, InputError
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -105,8 +106,8 @@ def changed(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
 
 def tag_run(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
     """Record the verified commit on a run the fork's trainer logged under main's commit."""
-    from gate.registry import Registry, mlflow_errors
-    from gate.tracking import resolve_tracking_uri
+    from gate.mlflowstore.registry import Registry, mlflow_errors
+    from gate.mlflowstore.tracking import resolve_tracking_uri
 
     if not _RUN_ID.match(args.run_id):
         raise InputError(f"--run-id {args.run_id[:40]!r} is not an MLflow run id")

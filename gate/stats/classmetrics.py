@@ -14,10 +14,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gate import rankmetrics
+from gate.stats import rankmetrics
 from gate.errors import InputError
-from gate.metricspec import AVERAGES, ClassScores, MetricSpec, canonical
-from gate.parts import Part, RankPart, SumPart
+from gate.stats.catalogue import AVERAGES, ClassScores, MetricSpec, canonical
+from gate.stats.parts import Part, RankPart, SumPart
 
 Array = np.ndarray
 _EPS = np.finfo(float).eps

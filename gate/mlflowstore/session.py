@@ -11,8 +11,9 @@ import os
 from typing import Any, Callable, Iterator, TypeVar
 
 from gate.errors import GateError, InfraError, InputError
-from gate.storage import storage_errors
-from gate.tracking import apply_client_defaults, redact_uri
+from gate.mlflowstore.s3 import storage_errors
+from gate.core.redaction import redact_uri
+from gate.mlflowstore.tracking import apply_client_defaults
 
 # How MLflow says "not there": RESOURCE_DOES_NOT_EXIST, or for a missing alias
 # INVALID_PARAMETER_VALUE (HTTP 400)

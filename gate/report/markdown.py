@@ -14,10 +14,10 @@ from typing import Any, Mapping, Sequence
 import jinja2
 
 from gate import contract
-from gate.config import Config
-from gate.decide import MetricResult, Verdict
-from gate.domain import Champion, RunInfo
-from gate.tracking import redact_uri
+from gate.core.config import Config
+from gate.core.decide import MetricResult, Verdict
+from gate.core.domain import Champion, RunInfo
+from gate.core.redaction import redact_uri
 
 MAX_UNTRUSTED = 120
 STATUS_ORDER = {"error": 0, "failed": 1, "within_noise": 2, "skipped": 3, "passed": 4}
@@ -310,7 +310,7 @@ def _finalize(value: Any) -> Any:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("gate", "templates"), undefined=jinja2.StrictUndefined,
+    loader=jinja2.PackageLoader("gate.report", "templates"), undefined=jinja2.StrictUndefined,
     autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     finalize=_finalize)
 
@@ -321,7 +321,7 @@ def marker(model_name: str) -> str:
 
 
 def render(verdict: Verdict, ctx: Context) -> Report:
-    from gate.report_text import render_text
+    from gate.report.text import render_text
 
     view = build_view(verdict, ctx)
     template = _ENV.get_template("report.md.j2")
