@@ -2,12 +2,12 @@
 
 Pure NumPy: no MLflow, no files. The metrics are the catalogue's (gate.stats.catalogue):
 the engine looks each rule up there and scores what the entry gives. Every regression
-and label metric is a function of
-weighted column sums of per-row statistics, so one evaluation is a plain sum and a
-batch of bootstrap resamples is one matrix product of resample counts with those
-columns; ROC AUC and average precision are scored on the same resamples from one sort
-(gate.rankmetrics). Above ANALYTIC_ROWS eval rows the interval is the linearised
-one the bootstrap converges to (gate.resample.linearised_se).
+and label metric is a function of weighted column sums of per-row statistics, so one
+evaluation is a plain sum and a batch of bootstrap resamples is one matrix product of
+resample counts with those columns; ROC AUC and average precision are scored on the
+same resamples from one sort (gate.stats.rankmetrics). Above ANALYTIC_ROWS eval rows
+the interval is the linearised one the bootstrap converges to
+(gate.stats.resample.linearised_se).
 """
 from __future__ import annotations
 
