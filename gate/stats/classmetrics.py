@@ -6,6 +6,9 @@ they ride the bootstrap's one matrix product; ROC AUC and average precision rank
 rows (gate.rankmetrics). Every value equals scikit-learn's, with `sample_weight` for
 a resample: a class counts in a model's macro average when it occurs in y_true or in
 that model's predictions over the whole eval set, as sklearn's label set does.
+
+The public builders (`accuracy`, `per_class`, `ranked`...) are what the catalogue
+(gate.stats.catalogue) names for each classification metric.
 """
 from __future__ import annotations
 
@@ -14,17 +17,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gate.stats import rankmetrics
 from gate.errors import InputError
-from gate.stats.catalogue import AVERAGES, ClassScores, MetricSpec, canonical
 from gate.stats.parts import Part, RankPart, SumPart
+from gate.stats.specs import AVERAGES, ClassScores, MetricSpec
 
 Array = np.ndarray
 _EPS = np.finfo(float).eps
 
 
 @dataclass(frozen=True)
-class _Model:
+class Model:
+    """One model's output on the eval rows, as a builder reads it."""
+
     what: str                   # "champion" | "candidate", for messages
     pred: Array                 # (n,) class codes
     proba: Array | None         # (n, len(classes_)) as the model gave them
@@ -37,7 +41,9 @@ class _Model:
 
 
 @dataclass(frozen=True)
-class _Task:
+class Task:
+    """The eval rows and the averaging one metric rule asks for."""
+
     y: Array                    # (n,) class codes
     classes: Array              # (K,) all labels seen, sorted
     average: str
@@ -51,8 +57,13 @@ class Encoded:
 
     y: Array
     classes: Array
-    champion: _Model
-    candidate: _Model
+    champion: Model
+    candidate: Model
+
+
+# A metric's builder: one model's Part on the task, given the metric's catalogue name
+# (precision, recall and f1 share one builder).
+Builder = Callable[[Task, Model, str], Part]
 
 
 def encode(y_true: Any, champion: Any, candidate: Any) -> Encoded:
@@ -65,13 +76,19 @@ def encode(y_true: Any, champion: Any, candidate: Any) -> Encoded:
 def parts(spec: MetricSpec, y_true: Any, champion: Any,
           candidate: Any) -> tuple[Part, Part]:
     """The champion's and the candidate's part for one classification metric."""
-    return parts_of(spec, encode(y_true, champion, candidate))
+    # the catalogue imports this module for its builders: asked here, not at import
+    from gate.stats import catalogue
+
+    metric = catalogue.lookup(spec.name)
+    if metric is None or metric.builder is None:
+        raise InputError(f"{spec.name} is not a classification metric")
+    return parts_of(spec, metric.name, metric.builder, encode(y_true, champion, candidate))
 
 
-def parts_of(spec: MetricSpec, encoded: Encoded) -> tuple[Part, Part]:
-    name = canonical(spec.name) or spec.name
-    task = _task(spec, name, encoded.y, encoded.classes)
-    build = _BUILDERS[name]
+def parts_of(spec: MetricSpec, name: str, build: Builder,
+             encoded: Encoded) -> tuple[Part, Part]:
+    """Both models' parts of metric `name` (its catalogue name), made by `build`."""
+    task = _task(spec, encoded.y, encoded.classes)
     return build(task, encoded.champion, name), build(task, encoded.candidate, name)
 
 
@@ -136,7 +153,7 @@ def _encode(y_true: Any, champ: ClassScores,
             [np.searchsorted(classes, p).astype(code) for p in preds], classes)
 
 
-def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
+def _task(spec: MetricSpec, y: Array, classes: Array) -> Task:
     average = spec.average or ("binary" if len(classes) <= 2 else "weighted")
     if average not in AVERAGES:
         raise InputError(f"{spec.name}: average must be one of {', '.join(AVERAGES)}, "
@@ -152,14 +169,14 @@ def _task(spec: MetricSpec, name: str, y: Array, classes: Array) -> _Task:
             raise InputError(f"{spec.name}: pos_label {spec.pos_label!r} is not one of the "
                              f"classes ({', '.join(map(_show, classes))})")
         pos = int(np.searchsorted(classes, wanted[0]))
-    return _Task(y, classes, average, pos)
+    return Task(y, classes, average, pos)
 
 
 def _model(y: Array, classes: Array, pred: Array, scores: ClassScores,
-           what: str) -> _Model:
+           what: str) -> Model:
     column = np.full(len(classes), -1)
     if scores.proba is None:
-        return _Model(what, pred, None, column, 0)
+        return Model(what, pred, None, column, 0)
     try:
         proba = np.asarray(scores.proba, dtype=float)
     except (TypeError, ValueError):
@@ -175,10 +192,10 @@ def _model(y: Array, classes: Array, pred: Array, scores: ClassScores,
     if missing.any():
         raise InputError(f"y_true has {int(missing.sum())} row(s) of a class the {what} "
                          f"has no probability for ({_show(classes[y[missing][0]])})")
-    return _Model(what, pred, proba, column, len(declared))
+    return Model(what, pred, proba, column, len(declared))
 
 
-def _need_proba(model: _Model, name: str) -> Array:
+def _need_proba(model: Model, name: str) -> Array:
     if model.proba is None:
         raise InputError(f"{name} needs class probabilities; the {model.what} has none")
     return model.proba
@@ -199,11 +216,11 @@ def _mean_part(column: Callable[[slice], Array]) -> SumPart:
                    lambda sums, weight: sums[..., 0] / weight, 1)
 
 
-def _accuracy(task: _Task, model: _Model, name: str) -> Part:
+def accuracy(task: Task, model: Model, name: str) -> Part:
     return _mean_part(lambda rows: (model.pred[rows] == task.y[rows]).astype(float))
 
 
-def _balanced_accuracy(task: _Task, model: _Model, name: str) -> Part:
+def balanced_accuracy(task: Task, model: Model, name: str) -> Part:
     k = len(task.classes)
 
     def columns(rows: slice) -> Array:
@@ -220,7 +237,7 @@ def _balanced_accuracy(task: _Task, model: _Model, name: str) -> Part:
     return SumPart(columns, combine, 2 * k)
 
 
-def _per_class(task: _Task, model: _Model, name: str) -> Part:
+def per_class(task: Task, model: Model, name: str) -> Part:
     k = len(task.classes)
     binary = task.average == "binary"
     chosen = np.array([task.pos]) if binary else np.arange(k)
@@ -253,14 +270,14 @@ def _per_class(task: _Task, model: _Model, name: str) -> Part:
     return SumPart(columns, combine, 3 * m)
 
 
-def _log_loss(task: _Task, model: _Model, name: str) -> Part:
+def log_loss(task: Task, model: Model, name: str) -> Part:
     proba = _need_proba(model, name)
     # sklearn clips to [eps, 1 - eps] so a confident miss costs a large, finite loss
     return _mean_part(lambda rows: -np.log(np.clip(
         proba[rows][np.arange(len(task.y[rows])), model.column[task.y[rows]]], _EPS, 1 - _EPS)))
 
 
-def _brier(task: _Task, model: _Model, name: str) -> Part:
+def brier(task: Task, model: Model, name: str) -> Part:
     proba = _need_proba(model, name)
     scale = 0.5 if model.width < 3 else 1.0     # sklearn's scale_by_half="auto"
 
@@ -271,7 +288,10 @@ def _brier(task: _Task, model: _Model, name: str) -> Part:
     return _mean_part(column)
 
 
-def _ranked(task: _Task, model: _Model, name: str) -> Part:
+def ranked(task: Task, model: Model, name: str) -> Part:
+    # here, not at import: config validation loads this module through the catalogue
+    from gate.stats import rankmetrics
+
     proba = _need_proba(model, name)
     k = len(task.classes)
     if k <= 2:
@@ -320,16 +340,3 @@ def _ranked(task: _Task, model: _Model, name: str) -> Part:
         return value_, total / mass
 
     return RankPart(values, influences)
-
-
-_BUILDERS: dict[str, Callable[[_Task, _Model, str], Part]] = {
-    "accuracy": _accuracy,
-    "balanced_accuracy": _balanced_accuracy,
-    "precision": _per_class,
-    "recall": _per_class,
-    "f1": _per_class,
-    "log_loss": _log_loss,
-    "brier": _brier,
-    "roc_auc": _ranked,
-    "average_precision": _ranked,
-}

@@ -1,33 +1,36 @@
-"""Per-row metrics and the paired bootstrap that puts a confidence interval on a worsening.
+"""The paired bootstrap that puts a confidence interval on a worsening.
 
-Pure NumPy: no MLflow, no files. Every regression and label metric is a function of
-weighted column sums of per-row statistics, so one evaluation is a plain sum and a
-batch of bootstrap resamples is one matrix product of resample counts with those
-columns; ROC AUC and average precision are scored on the same resamples from one sort
-(gate.rankmetrics). Above ANALYTIC_ROWS eval rows the interval is the linearised
-one the bootstrap converges to (gate.resample.linearised_se).
+Pure NumPy: no MLflow, no files. The metrics are the catalogue's (gate.stats.catalogue):
+the engine looks each rule up there and scores what the entry gives. Every regression
+and label metric is a function of weighted column sums of per-row statistics, so one
+evaluation is a plain sum and a batch of bootstrap resamples is one matrix product of
+resample counts with those columns; ROC AUC and average precision are scored on the
+same resamples from one sort (gate.stats.rankmetrics). Above ANALYTIC_ROWS eval rows
+the interval is the linearised one the bootstrap converges to
+(gate.stats.resample.linearised_se).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from statistics import NormalDist
-from typing import Any, Callable, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
+from gate.stats import catalogue
 from gate.stats import classmetrics
 from gate.stats import resample
 from gate.stats.paired import PairedStat, worsening
 from gate.errors import InputError
-from gate.stats.catalogue import (ALIASES, NAMES, ClassScores, MetricSpec, canonical,
-                                  is_classification, known_direction, needs_proba, supports)
-from gate.stats.parts import Part, SumPart
+from gate.stats.catalogue import (ClassScores, Metric, MetricSpec, is_classification,
+                                  known_direction, needs_proba, supports)
+from gate.stats.parts import Part
+from gate.stats.regression import MIN_ROWS, vectors as _vectors
 
-__all__ = ["ClassScores", "MetricSpec", "METRICS", "Metric", "is_classification",
+__all__ = ["ClassScores", "MetricSpec", "METRICS", "MIN_ROWS", "Metric", "is_classification",
            "known_direction", "needs_proba", "paired_bootstrap", "paired_bootstraps",
            "score", "evaluate", "supports"]
 
-MIN_ROWS = 10
 # Power of the minimum detectable worsening. With the two-sided interval at the
 # configured confidence, mde = (z_{1-alpha/2} + z_{POWER}) * se is the true worsening
 # that the `significant` test (low > 0) catches POWER of the time: the textbook MDE
@@ -38,9 +41,6 @@ POWER = 0.8
 # bootstrap distribution is normal and its se the linearised one (bench/large_eval.py
 # checks both, and the interval's coverage, by simulation).
 ANALYTIC_ROWS = 100_000
-# A weighted r2 whose total sum of squares is below this fraction of its raw sum of
-# squares has a constant target in that resample (cancellation noise, not spread).
-_CONSTANT = 1e-10
 # Resamples with an undefined metric (a constant target for r2, a class missing for
 # roc_auc) are dropped; when more than 10 % are, the rest no longer stand for the
 # eval set, and the comparison is refused.
@@ -49,88 +49,28 @@ _MIN_DEFINED = 0.9
 Array = np.ndarray
 
 
-@dataclass(frozen=True)
-class Metric:
-    """A regression metric as weighted sums: `columns` gives per-row statistics (n, k)
-    (about `centre`, the target's mean, where that matters) and `combine` turns their
-    weighted sums (..., k) and the total weight into values."""
+class _NumericMetrics(Mapping[str, Metric]):
+    """The catalogue's metrics of numeric predictions, by every name a gate.toml may
+    use; read through, so a metric registered later is here too."""
 
-    name: str
-    direction: str
-    columns: Callable[[Array, Array, float], Array]
-    combine: Callable[[Array, Array | float], Array]
+    def __getitem__(self, name: str) -> Metric:
+        metric = catalogue.lookup(name)
+        if metric is None or metric.sums is None:
+            raise KeyError(name)
+        return metric
 
-    def __call__(self, y_true: Any, pred: Any) -> float:
-        """The metric on one (y, pred) pair."""
-        y, p = _vectors(y_true, pred)
-        return float(self.combine(self.columns(y, p, y.mean()).sum(axis=0), float(len(y))))
+    def __iter__(self) -> Iterator[str]:
+        for name in catalogue.names():
+            metric = catalogue.lookup(name)
+            if metric is not None and metric.sums is not None:
+                yield from (metric.name, *metric.aliases)
 
-    def batch(self, y_true: Any, pred: Any, weights: Any) -> Array:
-        """The metric under each row of `weights` (resamples x rows, e.g. bootstrap counts)."""
-        y, p = _vectors(y_true, pred)
-        w = np.asarray(weights, dtype=float)
-        return self.combine(w @ self.columns(y, p, y.mean()), w.sum(axis=1))
-
-    def part(self, y: Array, p: Array) -> SumPart:
-        centre = float(y.mean())
-        width = self.columns(y[:1], p[:1], centre).shape[1]
-        return SumPart(lambda rows: self.columns(y[rows], p[rows], centre), self.combine,
-                       width)
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
-def _squared(y: Array, p: Array, centre: float) -> Array:
-    return ((p - y) ** 2)[:, None]
-
-
-def _absolute(y: Array, p: Array, centre: float) -> Array:
-    return np.abs(p - y)[:, None]
-
-
-def _absolute_pct(y: Array, p: Array, centre: float) -> Array:
-    # sklearn's floor on |y|, so a zero target gives a huge, finite term
-    return (np.abs(p - y) / np.maximum(np.abs(y), np.finfo(float).eps))[:, None]
-
-
-def _correct(y: Array, p: Array, centre: float) -> Array:
-    return (p == y).astype(float)[:, None]
-
-
-def _r2_columns(y: Array, p: Array, centre: float) -> Array:
-    # centred on the full-set mean (also when `y` is a chunk of the rows): the total
-    # sum of squares is shift invariant, and centring keeps sum(w*y^2) - sum(w*y)^2/W
-    # from cancelling away its digits
-    centred = y - centre
-    return np.column_stack(((p - y) ** 2, centred, centred ** 2))
-
-
-def _mean(sums: Array, weight: Array | float) -> Array:
-    return sums[..., 0] / weight
-
-
-def _root_mean(sums: Array, weight: Array | float) -> Array:
-    return np.sqrt(sums[..., 0] / weight)
-
-
-def _r2(sums: Array, weight: Array | float) -> Array:
-    residual, linear, square = sums[..., 0], sums[..., 1], sums[..., 2]
-    total = square - linear ** 2 / weight
-    constant = total <= _CONSTANT * square
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(constant, np.nan, 1.0 - residual / np.where(constant, 1.0, total))
-
-
-_METRICS = (
-    Metric("mse", "lower", _squared, _mean),
-    Metric("rmse", "lower", _squared, _root_mean),
-    Metric("mae", "lower", _absolute, _mean),
-    Metric("r2", "higher", _r2_columns, _r2),
-    Metric("mape", "lower", _absolute_pct, _mean),
-    Metric("accuracy", "higher", _correct, _mean),
-)
-# the regression engine's metrics, by every name a gate.toml may use (mlflow's and
-# sklearn's long names too); accuracy also takes numeric labels here
-METRICS: dict[str, Metric] = {m.name: m for m in _METRICS}
-METRICS.update({alias: METRICS[name] for alias, name in ALIASES.items() if name in METRICS})
+# regression metrics (accuracy also takes numeric labels here), for score()
+METRICS: Mapping[str, Metric] = _NumericMetrics()
 
 
 def score(metric: str, y_true: Any, pred: Any) -> float:
@@ -186,8 +126,7 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
     """
     specs = [rule if isinstance(rule, MetricSpec) else MetricSpec(*rule) for rule in rules]
     for spec in specs:
-        if not supports(spec.name):
-            _metric(spec.name)
+        _known(spec.name)
     for spec in specs:
         if spec.direction not in ("lower", "higher"):
             raise InputError(f"direction must be 'lower' or 'higher', not {spec.direction!r}")
@@ -212,16 +151,14 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
 
 def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any,
          encoded: list[classmetrics.Encoded]) -> _Job:
-    name = canonical(spec.name) or spec.name
+    metric = _known(spec.name)
     scores = isinstance(champion, ClassScores) or isinstance(candidate, ClassScores)
-    if name in METRICS and not scores:
-        metric = METRICS[name]
+    if metric.sums is not None and not scores:
         y, champ = _vectors(y_true, champion, "champion")
         y, cand = _vectors(y, candidate, "candidate")
-        why = "the target is constant" if name == "r2" else "a value is not finite"
-        return _Job(spec.name, spec.direction, metric.part(y, champ), metric.part(y, cand),
-                    why)
-    if not is_classification(name):
+        return _Job(spec.name, spec.direction, metric.sums.part(y, champ),
+                    metric.sums.part(y, cand), metric.undefined)
+    if metric.builder is None:
         raise InputError(f"{spec.name} compares numeric predictions, but the models gave "
                          "class scores")
     if _rows(y_true) < MIN_ROWS:
@@ -229,10 +166,9 @@ def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any,
                          "compare")
     if not encoded:
         encoded.append(classmetrics.encode(y_true, champion, candidate))
-    champ_part, cand_part = classmetrics.parts_of(spec, encoded[0])
-    why = "a class has no rows, or only one class occurs" \
-        if name in ("roc_auc", "average_precision") else "a value is not finite"
-    return _Job(spec.name, spec.direction, champ_part, cand_part, why)
+    champ_part, cand_part = classmetrics.parts_of(spec, metric.name, metric.builder,
+                                                  encoded[0])
+    return _Job(spec.name, spec.direction, champ_part, cand_part, metric.undefined)
 
 
 def _rows(y_true: Any) -> int:
@@ -281,29 +217,16 @@ def _metric(name: str) -> Metric:
     try:
         return METRICS[name]
     except KeyError:
-        known = ", ".join(NAMES)
-        raise InputError(f"no per-row scorer for metric {name!r} (known: {known})") from None
+        raise _unknown(name) from None
 
 
-def _vectors(y_true: Any, pred: Any, what: str = "predictions") -> tuple[Array, Array]:
-    y, p = _vector(y_true, "y_true"), _vector(pred, what)
-    if len(y) != len(p):
-        raise InputError(f"{what} has {len(p)} rows but the target has {len(y)}")
-    if len(y) < MIN_ROWS:
-        raise InputError(f"{len(y)} eval rows: at least {MIN_ROWS} are needed to compare")
-    return y, p
+def _known(name: str) -> Metric:
+    metric = catalogue.lookup(name)
+    if metric is None:
+        raise _unknown(name)
+    return metric
 
 
-def _vector(values: Any, what: str) -> Array:
-    try:
-        array = np.asarray(values, dtype=float)
-    except (TypeError, ValueError):
-        raise InputError(f"{what} is not numeric") from None
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise InputError(f"{what} must be one column, not shape {array.shape}")
-    bad = int(np.count_nonzero(~np.isfinite(array)))
-    if bad:
-        raise InputError(f"{what} has {bad} non-finite value(s) (NaN or inf)")
-    return array
+def _unknown(name: str) -> InputError:
+    known = ", ".join(catalogue.names())
+    return InputError(f"no per-row scorer for metric {name!r} (known: {known})")
