@@ -180,7 +180,7 @@ here = pathlib.Path.cwd()
 evil = pathlib.Path(os.environ["RUNNER_TEMP"]).parent / "evil-ran"
 loose = (here / "gate.toml").read_text().replace("tolerance_rel = 0.02", "tolerance_rel = 99.0")
 (here / "gate.toml").write_text(loose)
-(here / "gate" / "decide.py").write_text("raise SystemExit(0)\n")
+(here / "gate" / "core" / "decide.py").write_text("raise SystemExit(0)\n")
 (here / "evil.sh").write_text(f"touch {evil}\n")
 with open(os.environ["GITHUB_ENV"], "a") as env:
     env.write(f"BASH_ENV={here / 'evil.sh'}\nPYTHONPATH={here}\n")
