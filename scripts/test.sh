@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh requirements-dev.txt
 .venv/bin/flake8 gate tests bench train_model.py deploy examples
 .venv/bin/mypy                      # strict on gate/ and train_model.py (mypy.ini)
+.venv/bin/lint-imports --no-cache   # the layers of gate/ (.importlinter)
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
