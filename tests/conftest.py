@@ -23,6 +23,32 @@ _ENV_TO_CLEAR = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRAC
                  "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "GITHUB_RUN_ID", "GITHUB_API_URL")
 
 
+# Two marks sort the suite; `scripts/test.sh --fast` leaves both out. They are set here from
+# the fixtures a test uses (directly or through another fixture) and from its file, so a
+# new test is sorted without a decorator.
+# `server`: a real `mlflow server`, the PostgreSQL stack, an S3 endpoint or a browser.
+SERVER_FIXTURES = frozenset({
+    "mlflow_server",    # a real `mlflow server` (test_workflows' story, test_examples, ...)
+    "bootstrapped",     # the PostgreSQL + mlflow[auth] stack (tests/stack.py)
+    "direct",           # moto_server and gate subprocesses (test_s3_direct)
+    "pages",            # Chromium rendering the report (test_report_browser)
+})
+SERVER_FILES = frozenset({"test_cli_server.py"})    # the gate as a process against a URL
+# `slow`: trains and gates against a real MLflow sqlite store (seconds a test), or runs
+# the benchmarks.
+SLOW_FIXTURES = frozenset({"empty_store", "local_store"})
+SLOW_FILES = frozenset({"test_bench_smoke.py"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or item.path.name in SERVER_FILES:
+            item.add_marker(pytest.mark.server)
+        elif fixtures & SLOW_FIXTURES or item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never inherit a tracking URI or a GitHub context from the shell."""

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from gate import contract
 from tests.conftest import ROOT
 from tests.servers import free_port
+from tests.verdicts import read_verdict
 
 MODEL = "server-model"
 
@@ -45,13 +46,13 @@ def test_flow_against_a_real_server(env: dict[str, str], tmp_path: Path,
     first = run(["-m", "gate", "check", "--run-id", base, "--promote", "--json", "v1.json"],
                 env, tmp_path)
     assert first.returncode == 0, first.stderr
-    assert json.loads((tmp_path / "v1.json").read_text())["promoted_version"] == "1"
+    assert read_verdict(tmp_path / "v1.json", first)["promoted_version"] == "1"
 
     worse = train(env, tmp_path, "--drop-columns", "bmi,s5")
     blocked = run(["-m", "gate", "check", "--run-id", worse, "--promote",
                    "--json", "v2.json", "--summary", "summary.md"], env, tmp_path)
     assert blocked.returncode == 1, blocked.stderr
-    verdict = json.loads((tmp_path / "v2.json").read_text())
+    verdict = read_verdict(tmp_path / "v2.json", blocked)
     assert verdict["status"] == "blocked" and verdict["paired"] is True
     summary = (tmp_path / "summary.md").read_text()
     assert "Blocked" in summary

@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 
 from gate.commands.cli import main
 from tests.conftest import ROOT
+from tests.verdicts import IN_PROCESS, read_verdict
 
 EXAMPLES = ROOT / "examples"
 PYFUNC_EXPERIMENT = "test-examples-custom-pyfunc"
@@ -57,7 +58,7 @@ def check(config: Path, run_id: str, model: str, out: Path,
           *extra: str) -> tuple[int, dict[str, Any]]:
     code = main(["check", "--config", str(config), "--model-name", model,
                  "--run-id", run_id, "--promote", "--json", str(out), *extra])
-    return code, json.loads(out.read_text())
+    return code, read_verdict(out, IN_PROCESS)
 
 
 def alias_version(server: str, model: str) -> str | None:

@@ -27,6 +27,7 @@ from tests.client_venv import client_python
 from tests.servers import BIN, NO_JOB_RUNNER, free_port, http_ok, process, wait_ready
 from tests.stack import (REGION, START_TIMEOUT, _create_databases, _moto_command,
                          postgres)
+from tests.verdicts import read_verdict
 
 REPO = Path(__file__).resolve().parent.parent
 BUCKET = "gate-direct"
@@ -182,8 +183,7 @@ def gate(live: Direct, *args: str, **changes: str | None) -> tuple[int, dict, st
     result = live.run(["-m", "gate", *args, "--config", CONFIG, *json_args], **changes)
     _no_secret(live, result)
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    return (result.returncode, json.loads(out.read_text()) if out.exists() else {},
-            result.stderr)
+    return result.returncode, read_verdict(out, result), result.stderr
 
 
 def _no_secret(live: Direct, result: subprocess.CompletedProcess[str]) -> None:

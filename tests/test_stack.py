@@ -24,6 +24,7 @@ from gate.errors import InfraError
 from gate.mlflowstore.prune import prune
 from tests.servers import NO_JOB_RUNNER
 from tests.stack import EXPERIMENT, MODEL, REPO, Stack, bootstrapped  # noqa: F401
+from tests.verdicts import IN_PROCESS, read_verdict
 
 CONFIG = str(REPO / "gate.toml")
 DEPLOY = REPO / "deploy"
@@ -63,7 +64,7 @@ def train(tmp_path: Path, *args: str) -> str:
 def check(tmp_path: Path, run_id: str, *extra: str) -> tuple[int, dict]:
     out = tmp_path / "verdict.json"
     code = gate(["check", "--run-id", run_id, "--config", CONFIG, "--json", str(out), *extra])
-    return code, (json.loads(out.read_text()) if out.exists() else {})
+    return code, read_verdict(out, IN_PROCESS)
 
 
 def production(live: Stack) -> str | None:

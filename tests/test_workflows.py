@@ -17,6 +17,7 @@ import yaml
 
 from gate.report.markdown import marker
 from tests.fake_github import FakeGitHub
+from tests.verdicts import read_verdict
 from tests.workflow_runner import (Context, JobResult, RunResult, WorkflowError,
                                    WorkflowRunner, concurrency_outcome, dispatch_event,
                                    merge_group_event, pull_request_event, push_event)
@@ -296,7 +297,7 @@ def test_lint_and_tests_run_before_training(story: Story) -> None:
 
 def test_the_verdict_and_report_are_kept_as_an_artifact(story: Story) -> None:
     artifact = story.pr_run.artifacts[f"model-gate-{MODEL}"]
-    verdict = json.loads((artifact / "verdict.json").read_text())
+    verdict = read_verdict(artifact / "verdict.json", story.pr.log)
     assert verdict["status"] == "blocked" and verdict["candidate_run_id"]
     report = (artifact / "report.md").read_text()
     assert "blocked" in report.lower()

@@ -378,7 +378,10 @@ class JobResult:
         for step in self.steps:
             if name_or_id in (step.id, step.name):
                 return step
-        raise KeyError(name_or_id)
+        # the job's log says why a step never ran (a failed earlier step, a bad `if`)
+        raise KeyError(f"{name_or_id!r}: no such step in {self.job_id} "
+                       f"(steps: {[s.id or s.name for s in self.steps]}); "
+                       f"its log ends: {self.log[-2000:]}")
 
 
 @dataclass

@@ -1,135 +1,33 @@
-"""GitHub's REST and GraphQL API: one sticky PR comment, bounded retries, typed errors.
-
-Retries live in `GitHubClient.request` and nowhere else; every non-2xx answer leaves
-this module as a `GitHubError` whose message carries neither the token nor headers.
-"""
+"""The GitHub client the gate uses: the transport (`transport`), the token's login, pull
+requests, and the sticky comment (`comments`), under one object callers hold."""
 from __future__ import annotations
 
-import email.utils
-import logging
 import random
 import re
 import time
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable
 
-import requests
-import requests.auth
+from gate.errors import InputError
+from gate.github.comments import StickyComment, check_marker
+from gate.github.transport import DEFAULT_MAX_WAIT, GitHubError, Transport
 
-from gate.errors import ConfigError, InfraError, InputError
-
-log = logging.getLogger(__name__)
-
-COMMENT_LIMIT = 65536           # GitHub refuses longer issue comments with 422
 DEFAULT_BOT_LOGIN = "github-actions[bot]"
-MAX_ATTEMPTS = 8                # next to the time budget, so Retry-After: 0 cannot spin
-SECONDARY_RATE_LIMIT_WAIT = 60.0  # GitHub's advice when a secondary limit names no time
-# Room for one secondary-rate-limit wait plus the failed attempts and backoffs around it:
-# a budget of exactly SECONDARY_RATE_LIMIT_WAIT never retried, as the attempt's own time
-# counts too.
-DEFAULT_MAX_WAIT = 2 * SECONDARY_RATE_LIMIT_WAIT
-TRUNCATION_NOTE = "\n\n_Report truncated to fit GitHub's comment size limit; " \
-                  "the job summary has the full report._\n"
 
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-_API_VERSION = "2022-11-28"
 
 
-class GitHubError(InfraError):
-    """GitHub refused or could not be reached (exit 3)."""
-
-    def __init__(self, message: str, status: int | None = None, *,
-                 transient: bool = False) -> None:
-        super().__init__(message)
-        self.status = status
-        self.transient = transient      # retried until the time budget ran out
-
-
-class _AmbiguousWrite(GitHubError):
-    """A non-idempotent request failed in a way that may still have reached GitHub."""
-
-
-# --- the comment body -------------------------------------------------------------------
-
-def fit_comment(full: str, without_details: str, limit: int = COMMENT_LIMIT) -> str:
-    """The longest of: the full body, the body without details, a truncated body."""
-    if len(full) <= limit:
-        return full
-    if len(without_details) <= limit:
-        return without_details
-    if limit <= len(TRUNCATION_NOTE) + 8:
-        return TRUNCATION_NOTE.strip()[:limit]
-    budget = limit - len(TRUNCATION_NOTE) - 4     # 4: room to close a code fence
-    kept = without_details[:budget]
-    # Cut at a line end so no table row or link is left half written.
-    if "\n" in kept:
-        kept = kept[:kept.rindex("\n") + 1]
-    # An open fence (a Mermaid chart) would swallow the note and render it as code.
-    if sum(1 for line in kept.splitlines() if line.lstrip().startswith("```")) % 2:
-        kept += "```"
-    return kept.rstrip("\n") + TRUNCATION_NOTE
-
-
-def _marker_line(text: str) -> str:
-    # a comment's first line is where the sticky marker sits
-    return text.split("\n", 1)[0].rstrip("\r")
-
-
-def _normalised(text: str) -> str:
-    # GitHub may hand bodies back with CRLF line ends; that alone is not a change.
-    return text.replace("\r\n", "\n").rstrip("\n")
-
-
-# --- the REST client --------------------------------------------------------------------
-
-class _BearerAuth(requests.auth.AuthBase):
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = f"Bearer {self._token}"
-        return request
-
-    def __repr__(self) -> str:
-        return "_BearerAuth(***)"
-
-
-class GitHubClient:
-    """A small GitHub REST client: one session, bounded retries, typed errors.
-
-    `max_wait` bounds the time this client spends sleeping between retries and in
-    failed attempts, over all its requests, so one comment never holds a CI job for
-    long (add at most one `timeout` for the last attempt). `sleep` and `jitter` are
-    injectable so tests need not wait.
-    """
+class GitHubClient(Transport):
+    """A small GitHub client: the transport's `request` and `graphql`, plus the login
+    the token acts as, pull requests and the sticky comment. `login` skips the lookup."""
 
     def __init__(self, api_url: str, token: str, *, timeout: float = 10,
                  max_wait: float = DEFAULT_MAX_WAIT,
                  sleep: Callable[[float], None] = time.sleep,
                  jitter: Callable[[], float] = random.random,
                  login: str | None = None, graphql_url: str | None = None) -> None:
-        token = (token or "").strip()
-        if not token:
-            raise ConfigError("GITHUB_TOKEN is empty: the PR comment needs a token")
-        # requests would quote a bad header value, token included, in its own error.
-        if not all(33 <= ord(ch) <= 126 for ch in token):
-            raise ConfigError("GITHUB_TOKEN contains characters a token cannot have")
-        self.api_url = api_url.rstrip("/")
-        self.graphql_url = (graphql_url or _graphql_url(self.api_url)).rstrip("/")
-        self.timeout = timeout
-        self.max_wait = max_wait
-        self._token = token
-        self._sleep = sleep
-        self._jitter = jitter
+        super().__init__(api_url, token, timeout=timeout, max_wait=max_wait, sleep=sleep,
+                         jitter=jitter, graphql_url=graphql_url)
         self._login = login
-        self._spent = 0.0
-        self._session = requests.Session()
-        # Set as the session's auth, so requests never swaps in a ~/.netrc password.
-        self._session.auth = _BearerAuth(token)
-        self._session.headers.update({
-            "Accept": "application/vnd.github+json",
-            "User-Agent": "model-gate",
-            "X-GitHub-Api-Version": _API_VERSION,
-        })
 
     def __repr__(self) -> str:
         return f"GitHubClient(api_url={self.api_url!r})"
@@ -139,70 +37,6 @@ class GitHubClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def close(self) -> None:
-        self._session.close()
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._token, "***")
-
-    def _url(self, path: str) -> str:
-        if path.startswith("/"):
-            return self.api_url + path
-        # Link headers give absolute URLs; the token goes to the API host and nowhere else.
-        if path.startswith(self.api_url + "/") or path == self.graphql_url:
-            return path
-        raise GitHubError("GitHub API: refusing to send the token to a URL outside "
-                          f"{self.api_url}")
-
-    def request(self, method: str, path: str, *, idempotent: bool | None = None,
-                **kw: Any) -> requests.Response:
-        """One API call with retries on 5xx, 429, rate-limit 403 and network errors.
-
-        Waits honour Retry-After and x-ratelimit-reset, else back off exponentially
-        with jitter. A POST is not idempotent: when it fails in a way that may have
-        reached GitHub (5xx, a lost connection), it is not repeated blindly; after the
-        wait the caller gets an _AmbiguousWrite and looks before writing again.
-        """
-        method = method.upper()
-        if idempotent is None:
-            idempotent = method != "POST"
-        url = self._url(path)
-        where = f"{method} {url.removeprefix(self.api_url).split('?', 1)[0]}"
-        if kw.get("timeout") is None:
-            kw["timeout"] = self.timeout
-        for attempt in range(MAX_ATTEMPTS):
-            started = time.monotonic()
-            try:
-                response = self._session.request(method, url, **kw)
-            except (requests.ConnectionError, requests.Timeout) as exc:
-                problem = "timed out" if isinstance(exc, requests.Timeout) else "unreachable"
-                last, status = f"GitHub API {problem}: {where}", None
-                wait = _backoff(attempt, self._jitter)
-                ambiguous = True
-            else:
-                if response.ok:
-                    return response
-                status = response.status_code
-                last = self._scrub(f"GitHub API: {where} answered {status}{_explain(response)}")
-                wait_or_none = _retry_wait(response, attempt, self._jitter)
-                if wait_or_none is None:
-                    raise GitHubError(last, status)
-                wait, ambiguous = wait_or_none, status >= 500
-            self._spent += time.monotonic() - started
-            if attempt + 1 >= MAX_ATTEMPTS:
-                break
-            if self._spent + wait > self.max_wait:
-                raise GitHubError(f"{last}; gave up after {attempt + 1} attempts (waiting "
-                                  f"{wait:.0f} s more would pass {self.max_wait:.0f} s)",
-                                  status, transient=True)
-            log.warning("%s; retrying in %.1f s", last, wait)
-            self._sleep(wait)
-            self._spent += wait
-            if ambiguous and not idempotent:
-                raise _AmbiguousWrite(last, status, transient=True)
-        raise GitHubError(f"{last}; gave up after {MAX_ATTEMPTS} attempts", status,
-                          transient=True)
 
     def login(self) -> str:
         """The login the token comments as."""
@@ -231,29 +65,9 @@ class GitHubClient:
             raise GitHubError("GitHub GraphQL: viewer has no login")
         return login
 
-    def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """One GraphQL query (a read: retried like a GET); its `data`, or a GitHubError."""
-        response = self.request("POST", self.graphql_url, idempotent=True,
-                                json={"query": query, "variables": dict(variables or {})})
-        try:
-            answer = response.json()
-        except ValueError:
-            raise GitHubError("GitHub GraphQL answered with no JSON") from None
-        if not isinstance(answer, dict):
-            raise GitHubError("GitHub GraphQL answered with no object")
-        errors = answer.get("errors")
-        if errors:
-            first = errors[0] if isinstance(errors, list) and errors else {}
-            message = first.get("message") if isinstance(first, dict) else None
-            text = " ".join(str(message or "an error").split())[:300]
-            raise GitHubError(self._scrub(f"GitHub GraphQL: {text}"))
-        data = answer.get("data")
-        return data if isinstance(data, dict) else {}
-
     def pull_request(self, repo: str, number: int) -> dict[str, Any]:
         """GET /repos/{repo}/pulls/{number}."""
-        if not _REPO.match(repo):
-            raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
+        _check_repo(repo)
         try:
             data = self.request("GET", f"/repos/{repo}/pulls/{int(number)}").json()
         except ValueError:
@@ -265,63 +79,13 @@ class GitHubClient:
 
     def pull_request_files(self, repo: str, number: int) -> list[str]:
         """The paths a pull request changes (renames: both names); GitHub lists 3000 at most."""
-        if not _REPO.match(repo):
-            raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
+        _check_repo(repo)
         paths: list[str] = []
-        for item in self._pages(f"/repos/{repo}/pulls/{int(number)}/files?per_page=100"):
+        for item in self.pages(f"/repos/{repo}/pulls/{int(number)}/files?per_page=100"):
             if isinstance(item, dict):
                 paths += [str(item[k]) for k in ("filename", "previous_filename")
                           if isinstance(item.get(k), str)]
         return paths
-
-    def _pages(self, path: str) -> Iterator[Any]:
-        url: str | None = path
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            response = self.request("GET", url)
-            try:
-                items = response.json()
-            except ValueError:
-                raise GitHubError(f"GitHub API: GET {path} answered with no JSON") from None
-            if not isinstance(items, list):
-                raise GitHubError(f"GitHub API: GET {path} answered with no list")
-            yield from items
-            url = response.links.get("next", {}).get("url")
-
-    def _find_comment(self, repo: str, pr: int, marker: str,
-                      login: str) -> dict[str, Any] | None:
-        path = f"/repos/{repo}/issues/{pr}/comments?per_page=100"
-        ours = []
-        for comment in self._pages(path):
-            if not isinstance(comment, dict):
-                continue
-            author = (comment.get("user") or {}).get("login")
-            body = comment.get("body") or ""
-            # Only our own comment whose first line is exactly the marker: a
-            # "<!-- model-gate:m-v2 -->" or a quote of our marker is someone else's.
-            if author == login and _marker_line(body) == marker:
-                ours.append(comment)
-        hidden = self._minimized([str(c.get("node_id") or "") for c in ours])
-        # A comment a reviewer minimized stays as they left it: the newest one still
-        # shown is ours to edit, else a new one is posted.
-        shown = [c for c in ours if str(c.get("node_id") or "") not in hidden]
-        return shown[-1] if shown else None
-
-    def _minimized(self, node_ids: Sequence[str]) -> set[str]:
-        """The node ids among these that are minimized (REST does not say; GraphQL does)."""
-        ids = [i for i in node_ids if i]
-        if not ids:
-            return set()
-        try:
-            data = self.graphql("query($ids: [ID!]!) { nodes(ids: $ids) "
-                                "{ ... on IssueComment { id isMinimized } } }", {"ids": ids})
-        except GitHubError as exc:
-            if exc.status not in (403, 404) or exc.transient:
-                raise
-            return set()        # no GraphQL for this token: edit as before, never fail
-        return {str(node.get("id")) for node in data.get("nodes") or []
-                if isinstance(node, dict) and node.get("isMinimized") is True}
 
     def upsert_comment(self, repo: str, pr: int, body: str, marker: str) -> str:
         """Create, update or leave alone the one comment that starts with `marker`.
@@ -329,104 +93,11 @@ class GitHubClient:
         Returns "created", "updated" or "unchanged". The marker becomes the first line
         of the body; keep `body` within COMMENT_LIMIT - len(marker) - 1 characters.
         """
-        if not _REPO.match(repo):
-            raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
-        if not marker.strip() or "\n" in marker or "\r" in marker:
-            raise InputError("the comment marker must be one non-empty line")
-        text = body if _marker_line(body) == marker else f"{marker}\n{body}"
-        login = self.login()
-        found = self._find_comment(repo, pr, marker, login)
-        if found is None:
-            return self._create(repo, pr, text, marker, login)
-        if _normalised(found.get("body") or "") == _normalised(text):
-            return "unchanged"
-        self.request("PATCH", f"/repos/{repo}/issues/comments/{found['id']}",
-                     json={"body": text})
-        return "updated"
-
-    def _create(self, repo: str, pr: int, text: str, marker: str, login: str) -> str:
-        path = f"/repos/{repo}/issues/{pr}/comments"
-        try:
-            self.request("POST", path, json={"body": text})
-        except _AmbiguousWrite as exc:
-            # The POST may have landed even though the answer was lost: a blind retry
-            # would leave two comments on the PR.
-            log.warning("%s; checking whether the comment was created", exc)
-            found = self._find_comment(repo, pr, marker, login)
-            if found is None:
-                self.request("POST", path, json={"body": text}, idempotent=True)
-            elif _normalised(found.get("body") or "") != _normalised(text):
-                self.request("PATCH", f"/repos/{repo}/issues/comments/{found['id']}",
-                             json={"body": text})
-        return "created"
+        _check_repo(repo)
+        check_marker(marker)        # before the login lookup: a bad marker costs no request
+        return StickyComment(self, repo, pr, marker, self.login()).upsert(body)
 
 
-def _graphql_url(api_url: str) -> str:
-    # api.github.com/graphql, and on GitHub Enterprise Server HOST/api/graphql beside /api/v3
-    if api_url.endswith("/api/v3"):
-        return api_url[:-len("/v3")] + "/graphql"
-    return api_url + "/graphql"
-
-
-def _backoff(attempt: int, jitter: Callable[[], float]) -> float:
-    # Half fixed, half random ("equal jitter"): spreads parallel jobs, keeps a floor.
-    base = min(30.0, 2.0 ** attempt)
-    return base / 2 + jitter() * base / 2
-
-
-def _retry_wait(response: requests.Response, attempt: int,
-                jitter: Callable[[], float]) -> float | None:
-    """Seconds to wait before retrying this answer, or None when retrying is pointless."""
-    status = response.status_code
-    retry_after = _retry_after(response.headers.get("Retry-After"))
-    remaining = response.headers.get("x-ratelimit-remaining")
-    reset = response.headers.get("x-ratelimit-reset")
-    primary_limit = remaining == "0" and reset is not None
-    if status == 403:
-        secondary = "secondary rate limit" in response.text.lower()
-        if not (secondary or retry_after is not None or primary_limit):
-            return None         # a real permission refusal: retrying changes nothing
-    elif status != 429 and status < 500:
-        return None
-    if retry_after is not None:
-        return retry_after
-    if primary_limit and reset is not None:
-        try:
-            # +1 s: the reset is whole seconds and our clock may trail GitHub's.
-            return max(0.0, float(reset) - time.time()) + 1.0
-        except ValueError:
-            pass
-    if status == 403 or status == 429:
-        # Secondary limits without a time: wait a minute, then back off further.
-        return max(SECONDARY_RATE_LIMIT_WAIT, _backoff(attempt, jitter))
-    return _backoff(attempt, jitter)
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _explain(response: requests.Response) -> str:
-    """GitHub's own one-line reason, from its JSON error body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return ""
-    if not isinstance(data, dict):
-        return ""
-    parts = [str(data.get("message") or "")]
-    for err in data.get("errors") or []:
-        if isinstance(err, dict) and err.get("message"):
-            parts.append(str(err["message"]))
-    text = "; ".join(p for p in parts if p)
-    text = " ".join(text.split())[:300]
-    return f": {text}" if text else ""
+def _check_repo(repo: str) -> None:
+    if not _REPO.match(repo):
+        raise InputError(f"invalid repository {repo!r}: expected OWNER/NAME")
