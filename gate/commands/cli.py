@@ -192,13 +192,10 @@ def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Confi
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from mlflow import MlflowClient
+    from gate.mlflowstore.prune import prune_at
 
-    from gate.mlflowstore.prune import prune
-
-    uri = resolve_tracking_uri()
-    report = prune(MlflowClient(tracking_uri=uri, registry_uri=uri),
-                   args.experiment or ["model-gate"], args.older_than, args.keep, args.yes)
+    report = prune_at(resolve_tracking_uri(), args.experiment or ["model-gate"],
+                      args.older_than, args.keep, args.yes)
     print("\n".join(report.lines()))
     return 0
 
