@@ -22,7 +22,7 @@ from gate.core.redaction import scrub, secrets_in
 from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from gate.mlflowstore.registry import Registry
+    from gate.core.ports import Store
 
 DEFAULT_CONFIG = "gate.toml"
 MAX_ERROR = 600     # characters of an error line
@@ -175,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return history.status(registry, cfg, sys.stdout, args.json)
 
 
-def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Config) -> int:
+def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
     from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
