@@ -13,11 +13,12 @@ from typing import Mapping
 from gate import contract
 from gate.delivery import deliver
 from gate.evidence import gather as evidence
-from gate.core.config import Config
+from gate.core.config import Config, ModelConfig
 from gate.core.decide import Verdict, decide
 from gate.core.domain import Champion, RunInfo
 from gate.errors import GateError, InfraError
-from gate.mlflowstore.registry import Registry, temp_dir
+from gate.core.ports import Store
+from gate.evidence.workdir import temp_dir
 from gate.report.markdown import Context, render
 
 LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
@@ -43,7 +44,7 @@ class Outcome:
         return 0 if self.verdict.passed else 1
 
 
-def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
+def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
              override_hint: str = "", against: str | None = None) -> Outcome:
     """Judge one run against the champion (or the `against` baseline, never promoted);
@@ -58,21 +59,20 @@ def run_gate(registry: Registry, config: Config, run_id: str, *, promote: bool,
     else:
         champion, missing, early = _champion_trouble(registry, config,
                                                      registry.champion(config.model))
-    gathered = evidence.gather(registry, config, candidate, champion)
-    verdict = decide(config, replace(gathered.evidence, champion_missing=missing))
+    gathered = evidence.gather(registry, config, candidate, champion, missing)
+    verdict = decide(config, gathered.evidence)
     forced = force_reason is not None and not verdict.passed
     notes = [*early, *gathered.notes]
     history = trend(registry, config, champion) if not against else []
 
     promoted, promote_error = None, None
     if promote and (verdict.passed or forced):
-        try:
-            promoted = promote_run(registry, config, candidate, champion, verdict,
-                                   reason=force_reason, forced=forced, gathered=gathered,
-                                   notes=notes)
-        except InfraError as exc:
-            promote_error = exc
-            notes.append(f"promotion failed, nothing was promoted: {exc}")
+        promotion = promote_gathered(registry, config, candidate, champion, verdict,
+                                     reason=force_reason, forced=forced, gathered=gathered)
+        promoted, promote_error = promotion.version, promotion.error
+        notes.extend(promotion.notes)
+        if promote_error is not None:
+            notes.append(f"promotion failed, nothing was promoted: {promote_error}")
     if forced and promoted:
         notes.append(f"forced promotion over a {verdict.status} verdict; reason: "
                      f"{force_reason}")
@@ -129,7 +129,7 @@ def model_lines(gathered: evidence.Gathered,
     return lines
 
 
-def _champion_trouble(registry: Registry, config: Config, champion: Champion | None
+def _champion_trouble(registry: Store, config: Config, champion: Champion | None
                       ) -> tuple[Champion | None, str | None, list[str]]:
     """The champion to compare with, why it is missing if it should be there, and notes
     for the report: a vanished alias, a champion whose run was garbage-collected."""
@@ -153,38 +153,79 @@ def _champion_trouble(registry: Registry, config: Config, champion: Champion | N
         f"was promoted{'' if recorded else ' (none were recorded)'}"]
 
 
-def promote_run(registry: Registry, config: Config, candidate: RunInfo,
+@dataclass(frozen=True)
+class Promotion:
+    version: str | None             # None: nothing promoted (already Production, or failed)
+    error: InfraError | None = None     # why the promotion failed; nothing was promoted
+    notes: tuple[str, ...] = ()
+
+
+def promote_run(registry: Store, config: Config, candidate: RunInfo,
                 champion: Champion | None, verdict: Verdict, *, reason: str | None,
-                forced: bool, gathered: evidence.Gathered | None = None,
-                notes: list[str] | None = None) -> str | None:
-    """Register the run and move Production to it; None if it already is Production."""
-    model = config.model
+                forced: bool, gathered: evidence.Gathered | None = None) -> str | None:
+    """Register the run and move Production to it; None if it already is Production.
+    InfraError if the store refused, or Production moved meanwhile."""
+    promotion = promote_gathered(registry, config, candidate, champion, verdict,
+                                 reason=reason, forced=forced, gathered=gathered)
+    if promotion.error is not None:
+        raise promotion.error
+    return promotion.version
+
+
+def promote_gathered(registry: Store, config: Config, candidate: RunInfo,
+                     champion: Champion | None, verdict: Verdict, *, reason: str | None,
+                     forced: bool, gathered: evidence.Gathered | None) -> Promotion:
+    """`promote_run`, with a failure returned beside the notes made on the way."""
+    notes: tuple[str, ...] = ()
+    try:
+        version = _register(registry, config.model, candidate, champion)
+        if version is None:
+            return Promotion(None)
+        tags = _decision_tags(candidate, champion, verdict, reason, forced)
+        if gathered is not None:
+            evidence_tags, notes = _evidence_tags(registry, candidate, gathered)
+            tags.update(evidence_tags)
+        _move(registry, config.model, version, champion.version if champion else None, tags)
+    except InfraError as exc:
+        return Promotion(None, exc, notes)
+    return Promotion(version, None, notes)
+
+
+def _register(registry: Store, model: ModelConfig, candidate: RunInfo,
+              champion: Champion | None) -> str | None:
+    """The candidate's version, registered if need be; None if it is Production."""
     if champion is not None and champion.run.run_id == candidate.run_id:
         return None
     expected = champion.version if champion else None
     # cheap re-read first, so a lost race creates no version at all
     registry.promotions.check_unchanged(model, expected)
     version = registry.promotions.register(model.name, candidate)
-    if expected == version:
-        return None
+    return None if expected == version else version
+
+
+def _decision_tags(candidate: RunInfo, champion: Champion | None, verdict: Verdict,
+                   reason: str | None, forced: bool) -> dict[str, str]:
+    expected = champion.version if champion else None
     tags = {contract.V_STATUS: "forced" if forced else verdict.status,
             contract.V_CHAMPION: expected or "none",
             contract.V_COMMIT: _commit(candidate) or "unknown",
             contract.V_ACTOR: actor(), contract.V_METRICS: _metrics_tag(candidate.metrics)}
     if reason:
         tags[contract.V_REASON] = reason[:500]
-    if gathered is not None:
-        tags.update(_evidence_tags(registry, candidate, gathered, notes))
+    return tags
+
+
+def _move(registry: Store, model: ModelConfig, version: str, expected: str | None,
+          tags: Mapping[str, str]) -> None:
     try:
         with registry.promotions.promotion_lock(model.name):
             registry.promotions.move_champion(model, version, expected, tags)
     except InfraError as exc:
         _mark_lost(registry, model.name, version, exc)
         raise
-    return version
 
 
-def _mark_lost(registry: Registry, name: str, version: str, why: InfraError) -> None:
+def _mark_lost(registry: Store, name: str, version: str, why: InfraError) -> None:
     """Tag a version registered for this promotion and never promoted (a lost race, a
     lease held by another), so nobody mistakes it for a gated champion. A version that
     was Production before keeps its own history."""
@@ -195,39 +236,38 @@ def _mark_lost(registry: Registry, name: str, version: str, why: InfraError) -> 
             contract.V_STATUS: LOST_RACE, contract.V_LOST_REASON: str(why)[:500]})
 
 
-def _evidence_tags(registry: Registry, candidate: RunInfo, gathered: evidence.Gathered,
-                   notes: list[str] | None) -> dict[str, str]:
+def _evidence_tags(registry: Store, candidate: RunInfo, gathered: evidence.Gathered
+                   ) -> tuple[dict[str, str], tuple[str, ...]]:
     """What the next check needs to trust about this version: the rows it was judged
     on, and the gate's own predictions of it on them (uploaded here, vouched for by
     the digest in the version's tags, which only the promoter can write)."""
     tags = {}
-    if gathered.candidate.flavor_key:
-        tags[contract.V_FLAVOR] = gathered.candidate.flavor_key
+    if gathered.candidate.flavor:
+        tags[contract.V_FLAVOR] = gathered.candidate.flavor
     rows = gathered.rows
     if rows is None:
-        return tags
+        return tags, ()
     tags[contract.V_EVAL_SHA] = rows.sha256
     if rows.uri and rows.target:
         tags.update({contract.V_EVAL_URI: rows.uri, contract.V_EVAL_TARGET: rows.target})
-    if gathered.cache is None:
-        return tags
+    cache = gathered.cache
+    if cache is None:
+        return tags, ()
     from pathlib import Path
 
     with temp_dir() as tmp:
         local = Path(tmp, Path(contract.CACHED_PREDICTIONS).name)
-        local.write_bytes(gathered.cache)
+        local.write_bytes(cache.data)
         try:
             registry.artifacts.log_file(candidate.run_id, local, contract.FOLDER)
         except InfraError as exc:
-            if notes is not None:
-                notes.append(f"the gate's predictions of this version were not kept "
-                             f"(the next check scores it again): {exc}")
-            return tags
-    tags[contract.V_PREDICTIONS_SHA] = evidence.cache_digest(gathered.cache)
-    return tags
+            return tags, (f"the gate's predictions of this version were not kept "
+                          f"(the next check scores it again): {exc}",)
+    tags[contract.V_PREDICTIONS_SHA] = cache.sha256
+    return tags, ()
 
 
-def trend(registry: Registry, config: Config,
+def trend(registry: Store, config: Config,
           champion: Champion | None) -> list[tuple[str, float]]:
     """The primary metric of the last Production versions (among the newest
     TREND_LOOKBACK), oldest first."""

@@ -106,7 +106,7 @@ def changed(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
 
 def tag_run(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
     """Record the verified commit on a run the fork's trainer logged under main's commit."""
-    from gate.mlflowstore.registry import Registry, mlflow_errors
+    from gate.mlflowstore.registry import Registry
     from gate.mlflowstore.tracking import resolve_tracking_uri
 
     if not _RUN_ID.match(args.run_id):
@@ -117,11 +117,7 @@ def tag_run(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, s
             "mlflow.source.git.commit": args.commit}
     if args.pr:
         tags["github.pr"] = str(args.pr)
-    registry = Registry(resolve_tracking_uri())
-    with mlflow_errors(registry.uri, f"tagging run {args.run_id!r}",
-                       "EDIT on the run's experiment (the log-runs user has it)"):
-        for key, value in tags.items():
-            registry.session.client.set_tag(args.run_id, key, value)
+    Registry(resolve_tracking_uri()).promotions.tag_run(args.run_id, tags)
     return {"commit": args.commit}
 
 

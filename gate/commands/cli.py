@@ -22,7 +22,7 @@ from gate.core.redaction import scrub, secrets_in
 from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
 if TYPE_CHECKING:
-    from gate.mlflowstore.registry import Registry
+    from gate.core.ports import Store
 
 DEFAULT_CONFIG = "gate.toml"
 MAX_ERROR = 600     # characters of an error line
@@ -175,7 +175,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return history.status(registry, cfg, sys.stdout, args.json)
 
 
-def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Config) -> int:
+def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
     from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
@@ -192,13 +192,10 @@ def _promote(args: argparse.Namespace, registry: Registry, cfg: config_mod.Confi
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from mlflow import MlflowClient
+    from gate.mlflowstore.prune import prune_at
 
-    from gate.mlflowstore.prune import prune
-
-    uri = resolve_tracking_uri()
-    report = prune(MlflowClient(tracking_uri=uri, registry_uri=uri),
-                   args.experiment or ["model-gate"], args.older_than, args.keep, args.yes)
+    report = prune_at(resolve_tracking_uri(), args.experiment or ["model-gate"],
+                      args.older_than, args.keep, args.yes)
     print("\n".join(report.lines()))
     return 0
 

@@ -11,12 +11,13 @@ from gate import github
 from gate.core.config import Config
 from gate.errors import InputError
 from gate.commands.check import metrics_from_tag, actor
-from gate.mlflowstore.registry import Registry, VersionInfo
+from gate.core.domain import VersionInfo
+from gate.core.ports import Store
 
 HISTORY_ROWS = 20
 
 
-def status(registry: Registry, config: Config, out: TextIO, json_path: str | None) -> int:
+def status(registry: Store, config: Config, out: TextIO, json_path: str | None) -> int:
     model = config.model
     deliver.preflight(deliver.Targets(json_path=json_path), {})
     # the newest rows and one more, to know whether older ones exist: one bounded search
@@ -37,7 +38,7 @@ def status(registry: Registry, config: Config, out: TextIO, json_path: str | Non
     return 0
 
 
-def rollback(registry: Registry, config: Config, reason: str | None, out: TextIO) -> int:
+def rollback(registry: Store, config: Config, reason: str | None, out: TextIO) -> int:
     """Move Production back to the version the current champion replaced."""
     model = config.model
     current = registry.champion_version(model)

@@ -1,12 +1,12 @@
 """Gather the evidence for a verdict: both models scored on rows the candidate did not pick.
 
-Which rows is `gate.rowsource`'s job, whose predictions `gate.scoring`'s; here they are
-put together, and when no pairing is possible the logged metrics are the fallback, with
-the reason travelling into the report and the JSON.
+Which rows is `rows`' job, whose predictions `scoring`'s; here they are put together,
+and when no pairing is possible the logged metrics are the fallback, with the reason
+travelling into the report and the JSON. The store is reached only through
+`gate.core.ports`.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,13 @@ from gate.evidence import scoring
 from gate.core.config import Config
 from gate.core.decide import Evidence
 from gate.core.domain import Champion, RunInfo
-from gate.mlflowstore.registry import Registry, temp_dir
+from gate.core.ports import Store
 from gate.evidence.rows import Fallback, Rows
-from gate.evidence.scoring import Side
+from gate.evidence.scoring import PredictionsFile, Side
+from gate.evidence.workdir import temp_dir
 
-__all__ = ["Fallback", "Gathered", "Rows", "Side", "cache_digest", "gather"]
+__all__ = ["DigestChange", "Fallback", "Gathered", "PredictionsFile", "Rows", "Side",
+           "gather"]
 
 
 @dataclass(frozen=True)
@@ -29,21 +31,41 @@ class Gathered:
     evidence: Evidence
     notes: tuple[str, ...]
     eval_rows: int | None
-    data_changed: bool
+    data_changed: bool          # the eval data digest differs from the champion's
     candidate: Side = field(default_factory=lambda: Side("candidate"))
     champion: Side | None = None
     rows: Rows | None = None
-    # the gate's own predictions of the candidate on `rows`, as Parquet: kept at
-    # promotion so the next check can skip re-scoring this model
-    cache: bytes | None = None
+    # the gate's own predictions of the candidate on `rows`: kept at promotion so the
+    # next check can skip re-scoring this model
+    cache: PredictionsFile | None = None
 
 
-def gather(registry: Registry, config: Config, candidate: RunInfo,
-           champion: Champion | None) -> Gathered:
-    notes = list(_lineage_notes(candidate, champion))
-    data_changed = any(note.startswith("eval data changed") for note in notes)
+@dataclass(frozen=True)
+class DigestChange:
+    """A data digest the candidate's run tags differently from the champion's."""
+
+    tag: str
+    what: str                   # "eval data", "training data", ...
+    champion: str               # the champion's label, "v3" or "run ..."
+    old: str
+    new: str
+
+    @property
+    def note(self) -> str:
+        return (f"{self.what} changed since champion {self.champion} "
+                f"({self.old[:12]} -> {self.new[:12]})")
+
+
+def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion | None,
+           champion_missing: str | None = None) -> Gathered:
+    """`champion_missing`: why there is no champion although there was one (None if
+    there never was, or there is one)."""
+    changes = digest_changes(candidate, champion)
+    data_changed = any(change.tag == contract.TAG_EVAL_DIGEST for change in changes)
+    notes = [change.note for change in changes]
     base: dict[str, Any] = {"candidate_run_id": candidate.run_id,
-                            "candidate_metrics": candidate.metrics}
+                            "candidate_metrics": candidate.metrics,
+                            "champion_missing": champion_missing}
     if champion is not None:
         base.update(champion_version=champion.version or champion.label,
                     champion_metrics=champion.run.metrics)
@@ -53,84 +75,79 @@ def gather(registry: Registry, config: Config, candidate: RunInfo,
                          f"'{config.model.alias}' alias is set")
     with temp_dir() as tmp:
         work = Path(tmp)
-        cand_model = scoring.run_model(registry, config, candidate.model_id,
+        cand_model = scoring.run_model(store, config, candidate.model_id,
                                        work / "candidate-model",
                                        f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
-        cand_side = Side("candidate", cand_model.info.description if cand_model else "",
-                         flavor)
         try:
-            cand_eval = rowsource.run_evaluation(registry, candidate, work / "candidate",
+            cand_eval = rowsource.run_evaluation(store, candidate, work / "candidate",
                                                  f"run {candidate.run_id}")
-            rows, chosen = rowsource.chosen_rows(registry, config, champion, cand_eval, work, notes)
+            chosen = rowsource.chosen_rows(store, config, champion, cand_eval, work)
         except Fallback as why:
-            return _fallback(base, str(why), notes, candidate, cand_side, flavor,
-                             data_changed)
-        notes.extend(rowsource.rows_differ(chosen, cand_eval, rows))
-        task = scoring.task_of(config, chosen)
+            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed)
+        rows, eval_rows = chosen.rows, chosen.eval_rows
+        notes.extend(chosen.notes)
+        notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
+        task = scoring.task_of(config, eval_rows)
         try:
-            cand_out, cand_side = scoring.predictions(cand_model, cand_eval, chosen, task,
-                                                      cand_side, config, "the candidate")
+            cand = scoring.predictions(cand_model, cand_eval, eval_rows, task, "candidate",
+                                       "the candidate")
         except Fallback as why:
-            return _fallback(base, str(why), notes, candidate, cand_side, flavor,
-                             data_changed, rows)
-        cache = scoring.cache_bytes(cand_out) if cand_side.verified else None
-        common: dict[str, Any] = {"notes": tuple(notes), "eval_rows": rows.count,
-                                  "data_changed": data_changed, "candidate": cand_side,
-                                  "rows": rows, "cache": cache}
-        verified: dict[str, Any] = {"candidate_verified": cand_side.verified,
-                                    "candidate_flavor": flavor}
+            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed, rows)
+        common: dict[str, Any] = {
+            "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
+            "rows": rows,
+            "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None}
+        verified: dict[str, Any] = {"candidate_verified": cand.side.verified,
+                                    "candidate_flavor": cand.side.flavor}
         if champion is None:
-            computed = scoring.computed_metrics(config, chosen.y, cand_out, task)
+            computed = scoring.computed_metrics(config, eval_rows.y, cand.outputs, task)
             return Gathered(Evidence(**base, **verified, candidate_computed=computed),
-                            **common)
-        champ_side = Side("champion")
+                            tuple(notes), **common)
+        champ, cache_notes = scoring.cached_predictions(store, champion, eval_rows,
+                                                        work / "cache")
+        notes.extend(cache_notes)
         try:
-            champ_out, champ_side = scoring.champion_predictions(registry, config, champion, chosen,
-                                                                 task, work, notes)
-            paired = scoring.paired(config, chosen.y, champ_out, cand_out, task)
+            if champ is None:
+                champ = scoring.champion_predictions(store, config, champion, eval_rows, task,
+                                                     work, chosen.champion_eval)
+            paired = scoring.paired(config, eval_rows.y, champ.outputs, cand.outputs, task)
         except Fallback as why:
-            return _fallback(base, str(why), notes, candidate, cand_side, flavor,
-                             data_changed, rows, champ_side)
+            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed, rows)
     unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
-                        champion_verified=champ_side.verified)
-    return Gathered(evidence, **{**common, "notes": tuple(notes)}, champion=champ_side)
+                        champion_verified=champ.side.verified)
+    return Gathered(evidence, tuple(notes), **common, champion=champ.side)
 
 
-def _fallback(base: dict[str, Any], reason: str, notes: list[str], candidate: RunInfo,
-              cand_side: Side, flavor: str, data_changed: bool, rows: Rows | None = None,
-              champ_side: Side | None = None) -> Gathered:
-    notes.append(f"compared logged metrics (not the same rows): {reason}")
+def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,
+              flavor: str, data_changed: bool, rows: Rows | None = None) -> Gathered:
     champion_known = base.get("champion_version") is not None
     evidence = Evidence(**base, fallback_reason=reason, candidate_verified=False,
                         champion_verified=False if champion_known else None,
                         candidate_flavor=flavor)
     how = "logged metrics only"
-    return Gathered(evidence, tuple(notes), rows.count if rows else _rows_tag(candidate),
-                    data_changed, Side("candidate", cand_side.model, flavor, False, how),
-                    Side("champion", champ_side.model if champ_side else "", "", False, how)
-                    if champion_known else None, rows)
+    return Gathered(evidence,
+                    (*notes, f"compared logged metrics (not the same rows): {reason}"),
+                    rows.count if rows else _rows_tag(candidate), data_changed,
+                    Side("candidate", flavor, False, how),
+                    Side("champion", "", False, how) if champion_known else None, rows)
 
 
-def cache_digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _lineage_notes(candidate: RunInfo, champion: Champion | None) -> list[str]:
+def digest_changes(candidate: RunInfo, champion: Champion | None) -> tuple[DigestChange, ...]:
+    """The data digests (eval, training, DVC) both runs tag, where they differ."""
     if champion is None:
-        return []
-    notes = []
+        return ()
+    changes = []
     for tag, what in ((contract.TAG_EVAL_DIGEST, "eval data"),
                       (contract.TAG_DATA_DIGEST, "training data"),
                       (contract.TAG_DVC_MD5, "DVC-tracked data")):
         old, new = champion.run.tags.get(tag), candidate.tags.get(tag)
         if old and new and old != new:
-            notes.append(f"{what} changed since champion {champion.label} "
-                         f"({old[:12]} -> {new[:12]})")
-    return notes
+            changes.append(DigestChange(tag, what, champion.label, old, new))
+    return tuple(changes)
 
 
 def _rows_tag(candidate: RunInfo) -> int | None:

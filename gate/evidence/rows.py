@@ -16,7 +16,7 @@ from gate.evidence import evalset
 from gate.core.config import Config
 from gate.core.domain import Champion, RunInfo
 from gate.errors import InputError
-from gate.mlflowstore.registry import Registry
+from gate.core.ports import Store
 
 
 class Fallback(Exception):
@@ -48,21 +48,32 @@ class RunEvaluation:
     target: str
 
 
-def chosen_rows(registry: Registry, config: Config, champion: Champion | None,
-                cand_eval: RunEvaluation | None, work: Path,
-                notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
+@dataclass(frozen=True)
+class Chosen:
+    """The rows a comparison runs on, and what choosing them found out."""
+
+    rows: Rows
+    eval_rows: evalset.EvalRows
+    notes: tuple[str, ...] = ()
+    # the champion's own logged evaluation, when choosing the rows read it (a version
+    # promoted before digests were recorded): its predictions may be needed next
+    champion_eval: RunEvaluation | None = None
+
+
+def chosen_rows(store: Store, config: Config, champion: Champion | None,
+                cand_eval: RunEvaluation | None, work: Path) -> Chosen:
     if config.eval.data:
         chosen = _pinned_rows(config)
-        return Rows(f"pinned eval set {config.eval.data}", len(chosen), chosen.sha256,
-                    target=config.eval.target), chosen
+        return Chosen(Rows(f"pinned eval set {config.eval.data}", len(chosen), chosen.sha256,
+                           target=config.eval.target), chosen)
     if champion is not None:
-        return _champion_rows(registry, champion, work / "champion", notes)
+        return _champion_rows(store, champion, work / "champion")
     if cand_eval is None:
         raise Fallback(f"the candidate run logged no evaluation ({contract.MANIFEST} or "
                        f"{contract.LEGACY_EVAL_ROWS}) and no [eval] data is pinned")
-    notes.append("first model: its own eval rows are used (nothing to compare against)")
-    return Rows("the candidate's own eval rows", len(cand_eval.rows), cand_eval.rows.sha256,
-                cand_eval.uri, cand_eval.target), cand_eval.rows
+    return Chosen(Rows("the candidate's own eval rows", len(cand_eval.rows),
+                       cand_eval.rows.sha256, cand_eval.uri, cand_eval.target), cand_eval.rows,
+                  ("first model: its own eval rows are used (nothing to compare against)",))
 
 
 def _pinned_rows(config: Config) -> evalset.EvalRows:
@@ -78,8 +89,7 @@ def _pinned_rows(config: Config) -> evalset.EvalRows:
     return rows
 
 
-def _champion_rows(registry: Registry, champion: Champion, work: Path,
-                   notes: list[str]) -> tuple[Rows, evalset.EvalRows]:
+def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:
     """Production's eval rows: those recorded at its promotion, checked against their
     digest; for a version promoted before digests were recorded, its run's own."""
     tags = champion.tags
@@ -89,7 +99,7 @@ def _champion_rows(registry: Registry, champion: Champion, work: Path,
     if recorded_uri and recorded_sha and target:
         parent, _, name = recorded_uri.rpartition("/")
         what = f"{label}'s eval rows ({name})"
-        if registry.artifacts.fetch(parent, (name,), str(work)) is None:
+        if store.artifacts.fetch(parent, (name,), str(work)) is None:
             # e.g. its run deleted and garbage-collected: nothing left to pair on
             raise Fallback(f"{what} recorded at its promotion are gone")
         rows = evalset.eval_rows(work / name, target, what)
@@ -97,15 +107,16 @@ def _champion_rows(registry: Registry, champion: Champion, work: Path,
             raise InputError(f"{what} changed after its promotion (sha256 {rows.sha256[:12]}"
                              f"... is not the recorded {recorded_sha[:12]}...): refusing to "
                              "compare on them; pin [eval] data, or promote again")
-        return Rows(f"Production {label}'s eval rows", len(rows), rows.sha256, recorded_uri,
-                    target), rows
-    logged = run_evaluation(registry, champion.run, work, f"{label}'s run")
+        return Chosen(Rows(f"Production {label}'s eval rows", len(rows), rows.sha256,
+                           recorded_uri, target), rows)
+    logged = run_evaluation(store, champion.run, work, f"{label}'s run")
     if logged is None:
         raise Fallback(f"{label} logged no eval rows and no [eval] data is pinned")
-    notes.append(f"Production {label}'s eval rows are not tamper-evident: it was promoted "
-                 "before the gate recorded their digest")
-    return Rows(f"Production {label}'s eval rows (unchecked)", len(logged.rows),
-                logged.rows.sha256, logged.uri, logged.target), logged.rows
+    note = (f"Production {label}'s eval rows are not tamper-evident: it was promoted "
+            "before the gate recorded their digest")
+    return Chosen(Rows(f"Production {label}'s eval rows (unchecked)", len(logged.rows),
+                       logged.rows.sha256, logged.uri, logged.target), logged.rows, (note,),
+                  champion_eval=logged)
 
 
 def rows_differ(chosen: evalset.EvalRows, cand_eval: RunEvaluation | None,
@@ -117,15 +128,15 @@ def rows_differ(chosen: evalset.EvalRows, cand_eval: RunEvaluation | None,
             f"compared on {rows.source} ({rows.count} rows) and ignored the candidate's"]
 
 
-def run_evaluation(registry: Registry, run: RunInfo, work: Path,
+def run_evaluation(store: Store, run: RunInfo, work: Path,
                    label: str) -> RunEvaluation | None:
     """The evaluation a run logged under the contract (or contract 0), or None."""
     base = run.artifact_uri.rstrip("/")
-    if registry.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
+    if store.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
         manifest = evalset.read_manifest(work / contract.MANIFEST,
                                          f"{label}: {contract.MANIFEST}")
         files = (contract.EVAL_ROWS, contract.PREDICTIONS)
-        if registry.artifacts.fetch(base, files, str(work)) is None:
+        if store.artifacts.fetch(base, files, str(work)) is None:
             raise InputError(f"{label}: {contract.MANIFEST} is there but "
                              f"{' or '.join(files)} is missing")
         rows = evalset.eval_rows(work / contract.EVAL_ROWS, manifest["target"],
@@ -139,7 +150,7 @@ def run_evaluation(registry: Registry, run: RunInfo, work: Path,
     if not target:
         return None
     legacy = (contract.LEGACY_EVAL_ROWS, contract.LEGACY_PREDICTIONS)
-    if registry.artifacts.fetch(base, legacy, str(work)) is None:
+    if store.artifacts.fetch(base, legacy, str(work)) is None:
         return None
     rows = evalset.eval_rows(work / contract.LEGACY_EVAL_ROWS, target,
                              f"{label}: {contract.LEGACY_EVAL_ROWS}", row_id=None)

@@ -4,6 +4,7 @@ Production's from the cache kept at its promotion when its digest vouches for th
 """
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from gate.core.config import Config
 from gate.stats.paired import PairedStat
 from gate.core.domain import Champion
 from gate.errors import InputError
-from gate.mlflowstore.registry import Registry
+from gate.core.ports import Store
 from gate.evidence.rows import Fallback
 
 
@@ -27,13 +28,39 @@ class Side:
     """How one model's numbers were obtained, for the report and the JSON."""
 
     role: str                   # "candidate" | "champion"
-    model: str = ""             # "flavor / format", "" when the run logged no model
-    flavor_key: str = ""        # flavor:format
+    flavor: str = ""            # flavor:format, "" when the run logged no model
     verified: bool = False      # predictions computed by the gate (now or at promotion)
     how: str = ""               # "computed by the gate", "cached at promotion", "logged"
 
+    @property
+    def model(self) -> str:
+        """`flavor / format`, for people."""
+        return self.flavor.replace(":", " / ")
+
     def as_json(self) -> dict[str, Any]:
         return {"model": self.model or None, "verified": self.verified, "predictions": self.how}
+
+
+@dataclass(frozen=True)
+class Predicted:
+    """One model's outputs on the chosen rows, and how they were obtained."""
+
+    outputs: loaders.Outputs
+    side: Side
+
+
+@dataclass(frozen=True)
+class PredictionsFile:
+    """The gate's own predictions of a model as Parquet, with their digest: kept at its
+    promotion so the next check can skip scoring it again."""
+
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def of(cls, outputs: loaders.Outputs) -> PredictionsFile:
+        data = _parquet(outputs)
+        return cls(data, hashlib.sha256(data).hexdigest())
 
 
 @dataclass(frozen=True)
@@ -43,26 +70,26 @@ class Model:
     loaded: loaders.Loaded | None = None    # loaded with its files, when a loader reads it
 
 
-def run_model(registry: Registry, config: Config, model_id: str | None, dest: Path,
+def run_model(store: Store, config: Config, model_id: str | None, dest: Path,
               label: str) -> Model | None:
     if not model_id:
         return None
-    return _model_at(registry, config, registry.logged_model_location(model_id), dest, label,
+    return _model_at(store, config, store.logged_model_location(model_id), dest, label,
                      missing=f"{label} cannot be downloaded")
 
 
-def _model_at(registry: Registry, config: Config, location: str | None, dest: Path,
+def _model_at(store: Store, config: Config, location: str | None, dest: Path,
               label: str, missing: str) -> Model | None:
     """MLmodel, and the model file when a safe loader reads it; untrusted skops types
     are refused (exit 2) before anything of the file is built."""
-    if location is None or registry.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
+    if location is None or store.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
         if missing:
             raise InputError(missing)
         return None
     info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
     if info.data is None or info.loader is None or not loaders.available(info):
         return Model(info, None)
-    if registry.artifacts.fetch(location, (info.data,), str(dest)) is None:
+    if store.artifacts.fetch(location, (info.data,), str(dest)) is None:
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
     # loaded here, before anything is registered: skops audits the types against the
     # trusted list before it builds anything, so loading is the vetting (one parse)
@@ -71,10 +98,10 @@ def _model_at(registry: Registry, config: Config, location: str | None, dest: Pa
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
-                chosen: evalset.EvalRows, task: str, side: Side, config: Config,
-                who: str) -> tuple[loaders.Outputs, Side]:
+                chosen: evalset.EvalRows, task: str, role: str, who: str) -> Predicted:
     """One model's outputs on the chosen rows: computed when it loads safely, else its
     logged predictions lined up with the chosen rows."""
+    flavor = model.info.key if model else ""
     if model is not None and model.folder is not None:
         loaded = model.loaded
         assert loaded is not None     # a model with its files is loaded with them
@@ -82,12 +109,12 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
         if supplied:
             rows, added = supplied
             outputs = _score(loaded, model.info, rows, task, who)
-            return outputs, Side(side.role, side.model, side.flavor_key, False,
-                                 "computed by the gate, but on columns only the run supplied "
-                                 f"({', '.join(added)[:120]}): pin [eval] data to verify")
+            return Predicted(outputs, Side(
+                role, flavor, False, "computed by the gate, but on columns only the run "
+                f"supplied ({', '.join(added)[:120]}): pin [eval] data to verify"))
         outputs = _score(loaded, model.info, chosen, task, who)
-        return outputs, Side(side.role, side.model, side.flavor_key, True,
-                             "computed by the gate from the model file")
+        return Predicted(outputs, Side(role, flavor, True,
+                                       "computed by the gate from the model file"))
     why = "no safe loader for " + model.info.description if model else "no logged model"
     if logged is None or logged.predictions is None:
         raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
@@ -98,8 +125,7 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     p = logged.predictions
     outputs = loaders.Outputs(p.values[index], None if p.proba is None else p.proba[index],
                               p.classes)
-    return outputs, Side(side.role, side.model, side.flavor_key, False,
-                         f"logged by the run, unverified ({why})")
+    return Predicted(outputs, Side(role, flavor, False, f"logged by the run, unverified ({why})"))
 
 
 def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
@@ -124,47 +150,43 @@ def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
     return replace(chosen, features=features), [str(c) for c in missing]
 
 
-def champion_predictions(registry: Registry, config: Config, champion: Champion,
+def champion_predictions(store: Store, config: Config, champion: Champion,
                          chosen: evalset.EvalRows, task: str, work: Path,
-                         notes: list[str]) -> tuple[loaders.Outputs, Side]:
+                         logged: rowsource.RunEvaluation | None) -> Predicted:
+    """The champion scored on the chosen rows; `logged` is its run's evaluation when
+    it was read already (else it is read here if the model needs it)."""
     label = f"champion {config.model.name} {champion.label}"
-    cached = _cached(registry, champion, chosen, work / "cache", notes)
-    flavor = champion.tags.get(contract.V_FLAVOR, "")
-    if cached is not None:
-        return cached, Side("champion", flavor.replace(":", " / "), flavor, True,
-                            "cached at its promotion (digest checked)")
-    location = registry.logged_model_location(champion.run.model_id) \
+    location = store.logged_model_location(champion.run.model_id) \
         if champion.found_by == "run" and champion.run.model_id else \
-        registry.model_location(config.model.name, champion.version, champion.source) \
+        store.model_location(config.model.name, champion.version, champion.source) \
         if champion.version else None
-    model = _model_at(registry, config, location, work / "champion-model", label, missing="")
+    model = _model_at(store, config, location, work / "champion-model", label, missing="")
     if model is None:
         raise Fallback(f"the model files of {champion.label} are gone")
-    side = Side("champion", model.info.description, model.info.key)
-    logged = None
-    if model.folder is None:
-        logged = rowsource.run_evaluation(registry, champion.run, work / "champion-logged",
+    if model.folder is None and logged is None:
+        logged = rowsource.run_evaluation(store, champion.run, work / "champion-logged",
                                           f"{champion.label}'s run")
-    return predictions(model, logged, chosen, task, side, config, champion.label)
+    return predictions(model, logged, chosen, task, "champion", champion.label)
 
 
-def _cached(registry: Registry, champion: Champion, chosen: evalset.EvalRows, work: Path,
-            notes: list[str]) -> loaders.Outputs | None:
+def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRows,
+                       work: Path) -> tuple[Predicted | None, tuple[str, ...]]:
     """The champion's predictions kept at its promotion, if its version's tags vouch for
-    them and they were made on these very rows."""
+    them and they were made on these very rows; and a note when they were refused."""
     sha = champion.tags.get(contract.V_PREDICTIONS_SHA)
     if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
-        return None
+        return None, ()
     base = champion.run.artifact_uri.rstrip("/")
-    if registry.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
-        return None
+    if store.artifacts.fetch(base, (contract.CACHED_PREDICTIONS,), str(work)) is None:
+        return None, ()
     path = work / contract.CACHED_PREDICTIONS
     if evalset.sha256_file(path) != sha:
-        notes.append(f"{champion.label}'s cached predictions do not match their recorded "
-                     "digest: ignored, the model is scored again")
-        return None
+        return None, (f"{champion.label}'s cached predictions do not match their recorded "
+                      "digest: ignored, the model is scored again",)
     p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
-    return loaders.Outputs(p.values, p.proba, p.classes)
+    side = Side("champion", champion.tags.get(contract.V_FLAVOR, ""), True,
+                "cached at its promotion (digest checked)")
+    return Predicted(loaders.Outputs(p.values, p.proba, p.classes), side), ()
 
 
 def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.EvalRows,
@@ -246,7 +268,7 @@ def computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
             for rule in config.metrics if stats.supports(rule.name)}
 
 
-def cache_bytes(outputs: loaders.Outputs) -> bytes:
+def _parquet(outputs: loaders.Outputs) -> bytes:
     import pandas as pd
 
     frame = pd.DataFrame({contract.PREDICTION_COLUMN: outputs.values})

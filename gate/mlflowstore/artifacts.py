@@ -5,7 +5,6 @@ write to the bucket directly are told apart from files that are not there.
 """
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
@@ -86,7 +85,3 @@ def download_one(repo: Any, path: str, local: Path) -> None:
     first if MLflow renames it.
     """
     repo._download_file(path, str(local))
-
-
-def temp_dir() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="gate-")

@@ -12,16 +12,13 @@ import os
 import time
 import uuid
 import warnings
-from typing import TYPE_CHECKING, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Protocol
 
 from gate import contract
 from gate.core.config import ModelConfig
 from gate.core.domain import RunInfo
 from gate.errors import InfraError, InputError
-from gate.mlflowstore.session import EDIT, name_filter, quote
-
-if TYPE_CHECKING:
-    from gate.mlflowstore.registry import Registry
+from gate.mlflowstore.session import EDIT, Session, name_filter, quote
 
 LOCK_TAG = contract.LOCK_TAG
 
@@ -32,13 +29,21 @@ LOCK_TTL = 30           # seconds a crashed promotion blocks the next (GATE_LOCK
 LOCK_SETTLE = 0.5       # seconds for a concurrent lock write to land before re-reading
 
 
-class Promotions:
-    """The registry's writes; `registry` answers the reads they check against."""
+class Checks(Protocol):
+    """The reads a write checks against (the registry answers them)."""
 
-    def __init__(self, registry: Registry) -> None:
-        self.registry = registry
-        self.session = registry.session
-        self.client = registry.session.client
+    def registered_model(self, name: str) -> Any: ...
+
+    def champion_version(self, model: ModelConfig) -> str | None: ...
+
+
+class Promotions:
+    """The registry's writes; `reads` answers what they check against."""
+
+    def __init__(self, session: Session, reads: Checks) -> None:
+        self.reads = reads
+        self.session = session
+        self.client = session.client
 
     def register(self, name: str, run: RunInfo) -> str:
         """The run's model as a version of `name`; the same run never becomes two."""
@@ -49,7 +54,7 @@ class Promotions:
                 f"{name_filter(name)} and run_id = '{quote(run.run_id)}'") if mv.name == name]
             if existing:
                 return str(min(int(mv.version) for mv in existing))
-            if self.registry.registered_model(name) is None:
+            if self.reads.registered_model(name) is None:
                 self.client.create_registered_model(name)
             mv = self.client.create_model_version(
                 name, source=f"models:/{run.model_id}", run_id=run.run_id,
@@ -73,7 +78,7 @@ class Promotions:
                     self.client.transition_model_version_stage(
                         model.name, version, model.stage, archive_existing_versions=False)
             now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-            after = self.registry.champion_version(model)
+            after = self.reads.champion_version(model)
             if after != version:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
                                  f"Production is {_named(after)}, not v{version}")
@@ -118,7 +123,7 @@ class Promotions:
 
     def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
         """Raise InfraError if Production is no longer the version the gate compared to."""
-        current = self.registry.champion_version(model)
+        current = self.reads.champion_version(model)
         if current != expected:
             raise InfraError(f"Production of {model.name!r} moved from {_named(expected)} to "
                              f"{_named(current)} while the gate ran; nothing was promoted, "
@@ -128,6 +133,12 @@ class Promotions:
         with self.session.errors(f"tagging model {name!r} v{version}", EDIT):
             for key, value in tags.items():
                 self.client.set_model_version_tag(name, version, key, value)
+
+    def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None:
+        with self.session.errors(f"tagging run {run_id!r}",
+                                 "EDIT on the run's experiment (the log-runs user has it)"):
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
 
 
 def _expired(lease: str) -> bool:

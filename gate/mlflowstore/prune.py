@@ -68,6 +68,15 @@ class PruneReport:
         return [head, *rows, *tail]
 
 
+def prune_at(tracking_uri: str, experiments: Sequence[str], older_than_days: float,
+             keep: int, yes: bool) -> PruneReport:
+    """`prune` on the tracking server at `tracking_uri` (its registry too)."""
+    from mlflow import MlflowClient
+
+    return prune(MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri),
+                 experiments, older_than_days, keep, yes)
+
+
 def prune(client: mlflow.MlflowClient, experiments: Sequence[str], older_than_days: float,
           keep: int, yes: bool, now: dt.datetime | None = None) -> PruneReport:
     """List (and with `yes`, delete) the prunable runs of the experiments, named or by id.

@@ -1,30 +1,33 @@
 """Reading runs and model versions from MLflow, answering questions in the gate's words.
 
 Aliases are the primary mechanism; the legacy stage is read as a fallback. The writes
-live in `gate.promotion` (`registry.promotions`), artifact transfers in
-`gate.artifacts` (`registry.artifacts`), the client and error mapping in
-`gate.mlflow_session`.
+live in `promotion` (`registry.promotions`), artifact transfers in `artifacts`
+(`registry.artifacts`), the client and error mapping in `session`. Together they
+implement `gate.core.ports.Store`.
 """
 from __future__ import annotations
 
 import math
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gate import contract
-from gate.mlflowstore.artifacts import Artifacts, temp_dir  # noqa: F401 (re-exported)
+from gate.mlflowstore.artifacts import Artifacts
 from gate.core.config import ModelConfig
 from gate.core.domain import Champion, RunInfo, VersionInfo
 from gate.errors import echo
 from gate.mlflowstore.session import Session, mlflow_errors, name_filter  # noqa: F401
-from gate.mlflowstore.promotion import CHAMPION_TAG, Promotions
+from gate.mlflowstore.promotion import Promotions
+
+if TYPE_CHECKING:
+    from gate.core import ports
 
 LEGACY_STAGE = "Production"
 
 VERSIONS_PAGE = 1000     # model versions per search request
 
 
-__all__ = ["Registry", "Champion", "RunInfo", "VersionInfo", "mlflow_errors", "temp_dir"]
+__all__ = ["Registry", "Champion", "RunInfo", "VersionInfo", "mlflow_errors"]
 
 
 class Registry:
@@ -35,7 +38,7 @@ class Registry:
         self.session = Session(tracking_uri)
         self.uri = tracking_uri
         self.artifacts = Artifacts(self.session)
-        self.promotions = Promotions(self)
+        self.promotions = Promotions(self.session, self)
 
     @property
     def uri_safe(self) -> str:
@@ -84,8 +87,8 @@ class Registry:
         registered = self.registered_model(model.name)
         if registered is None:
             return None
-        last = (registered.tags or {}).get(CHAMPION_TAG)
-        if last is None:    # promoted before the gate kept CHAMPION_TAG
+        last = (registered.tags or {}).get(contract.M_CHAMPION)
+        if last is None:    # promoted before the gate kept M_CHAMPION
             promoted = [v.version for v in self.versions(model.name)
                         if contract.V_PROMOTED_AT in v.tags]
             if not promoted:
@@ -215,3 +218,8 @@ def _logged_model_of(source: str) -> str | None:
     prefix = "models:/"
     rest = source[len(prefix):] if source.startswith(prefix) else ""
     return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None
+
+
+if TYPE_CHECKING:
+    def _is_a_store(registry: Registry) -> ports.Store:
+        return registry     # mypy checks that the registry implements the ports
