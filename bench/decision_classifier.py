@@ -20,7 +20,6 @@ import numpy as np
 
 from bench.common import log, pct, rate, table
 from bench.decision_quality import BUCKETS, METHODS, TOLERANCE_REL, judge
-from gate.stats import classmetrics
 from gate.stats import resample
 from gate.stats import engine as stats
 from gate.core.config import CompareConfig, Config, MetricRule, ModelConfig
@@ -178,7 +177,7 @@ def metric_values(task: Task, y: np.ndarray, scores: ClassScores) -> dict[str, f
     values = {}
     for name, direction, _ in METRICS:
         spec = MetricSpec(name, direction, average=task.average)
-        part, _ = classmetrics.parts(spec, y, scores, scores)
+        part, _ = stats.classification_parts(spec, y, scores, scores)
         values[name] = resample.point(part, len(y))
     return values
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from bench import decision_classifier as dc
 from bench.common import log, machine, pct, table
-from gate.stats import classmetrics
 from gate.stats import resample
 from gate.stats import engine as stats
 from gate.stats.catalogue import ClassScores, MetricSpec
@@ -72,7 +71,7 @@ def _rows(scores: ClassScores, rows: np.ndarray) -> ClassScores:
 
 
 def _value(spec: MetricSpec, y: np.ndarray, scores: ClassScores) -> float:
-    part, _ = classmetrics.parts(spec, y, scores, scores)
+    part, _ = stats.classification_parts(spec, y, scores, scores)
     return resample.point(part, len(y))
 
 

@@ -11,7 +11,6 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.preprocessing import label_binarize
 
-from gate.stats import classmetrics
 from gate.stats import engine as stats
 from gate.errors import InputError
 from gate.stats.catalogue import ClassScores, MetricSpec
@@ -107,7 +106,7 @@ def test_values_and_weighted_values_equal_sklearn(name: str, kind: str, average:
     counts = np.stack([np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
                        for _ in range(3)]).astype(float)
     for model, part in zip((champion, candidate),
-                           classmetrics.parts(spec, y, champion, candidate)):
+                           stats.classification_parts(spec, y, champion, candidate)):
         full = _value(part, np.ones((1, len(y))))[0]
         assert full == pytest.approx(ref(y, model, None), rel=1e-9, abs=1e-12)
         weighted = _value(part, counts)
@@ -159,7 +158,8 @@ def test_rank_influence_is_the_derivative_of_the_weighted_metric(name: str, kind
                                                                  average: str) -> None:
     y, classes = _task(kind, n=300)
     model = _model(y, classes, 1.0, 2)
-    part, _ = classmetrics.parts(MetricSpec(name, "higher", average=average), y, model, model)
+    spec = MetricSpec(name, "higher", average=average)
+    part, _ = stats.classification_parts(spec, y, model, model)
     assert not isinstance(part, SumPart)
     value, influence = part.influence()
     assert value == pytest.approx(part.values(np.ones((1, len(y))))[0], rel=1e-12)

@@ -73,18 +73,6 @@ def encode(y_true: Any, champion: Any, candidate: Any) -> Encoded:
                    _model(y, classes, labels[1], cand, "candidate"))
 
 
-def parts(spec: MetricSpec, y_true: Any, champion: Any,
-          candidate: Any) -> tuple[Part, Part]:
-    """The champion's and the candidate's part for one classification metric."""
-    # the catalogue imports this module for its builders: asked here, not at import
-    from gate.stats import catalogue
-
-    metric = catalogue.lookup(spec.name)
-    if metric is None or metric.builder is None:
-        raise InputError(f"{spec.name} is not a classification metric")
-    return parts_of(spec, metric.name, metric.builder, encode(y_true, champion, candidate))
-
-
 def parts_of(spec: MetricSpec, name: str, build: Builder,
              encoded: Encoded) -> tuple[Part, Part]:
     """Both models' parts of metric `name` (its catalogue name), made by `build`."""

@@ -230,3 +230,13 @@ def _known(name: str) -> Metric:
 def _unknown(name: str) -> InputError:
     known = ", ".join(catalogue.names())
     return InputError(f"no per-row scorer for metric {name!r} (known: {known})")
+
+
+def classification_parts(spec: MetricSpec, y_true: Any, champion: Any,
+                         candidate: Any) -> tuple[Part, Part]:
+    """The champion's and the candidate's part for one classification metric."""
+    metric = catalogue.lookup(spec.name)
+    if metric is None or metric.builder is None:
+        raise InputError(f"{spec.name} is not a classification metric")
+    return classmetrics.parts_of(spec, metric.name, metric.builder,
+                                 classmetrics.encode(y_true, champion, candidate))
