@@ -1,8 +1,8 @@
 """Helpers the GitHub workflows call around the gate, from the trusted checkout.
 
-    python -m gate.ci verify-head --pr N --sha SHA      the reviewed SHA is the PR's head
-    python -m gate.ci changed --pr N --paths GLOBS      does the PR touch the model?
-    python -m gate.ci tag-run --run-id R --commit SHA --branch REF [--pr N]
+    python -m gate.commands.ci verify-head --pr N --sha SHA     the reviewed SHA is the head
+    python -m gate.commands.ci changed --pr N --paths GLOBS     does the PR touch the model?
+    python -m gate.commands.ci tag-run --run-id R --commit SHA --branch REF [--pr N]
 
 Each writes its findings as step outputs and answers with the gate's exit codes (0 done,
 2 bad input, 3 GitHub or MLflow refused or unreachable, or a bug), one redacted line on
@@ -132,7 +132,7 @@ COMMANDS = {"verify-head": verify_head, "changed": changed, "tag-run": tag_run}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gate.ci")
+    parser = argparse.ArgumentParser(prog="python -m gate.commands.ci")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal "
                         "errors (also GATE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)

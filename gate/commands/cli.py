@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from gate.mlflowstore.registry import Registry
 
 DEFAULT_CONFIG = "gate.toml"
-MAX_ERROR = errors.MAX_ERROR
 
 
 class _UsageExit(SystemExit):
@@ -39,12 +38,12 @@ class _UsageExit(SystemExit):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:   # type: ignore[override]
-        # argparse prints usage and exits 2 itself; keep it to one line
-        message = " ".join(message.split())[:MAX_ERROR]   # it may quote a 10 KB argument
-        line = f"{message} (see `python -m gate {self._cmd()} --help`)"
+        # argparse prints usage and exits 2 itself; keep it to one line, redacted: it
+        # may quote a 10 KB argument, or a token passed in the wrong place
+        line = f"{errors.error_line(message)} (see `python -m gate {self._cmd()} --help`)"
         with contextlib.suppress(OSError, ValueError):
-            sys.stderr.write(f"gate: error: {line}\n")
-        raise _UsageExit(errors.error_line(line))
+            sys.stderr.write(f"{errors.PREFIX}{line}\n")
+        raise _UsageExit(line)
 
     def _cmd(self) -> str:
         return self.prog.split()[-1] if " " in self.prog else ""
@@ -160,6 +159,7 @@ def _error_verdict(args: argparse.Namespace | None, argv: Sequence[str] | None,
         model = _flag(tokens, "--model-name")
     if command not in ("check", "promote") or not path:
         return
+    run_id, model = (errors.error_line(v) if v is not None else None for v in (run_id, model))
     document = verdict_json.error_document(failure.exit_code, failure.line,
                                            candidate_run_id=run_id, model_name=model)
     with contextlib.suppress(GateError, OSError, ValueError):
