@@ -6,12 +6,13 @@ import getpass
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass, replace
 from typing import Mapping
 
 from gate import contract
+from gate.commands import errors
 from gate.delivery import deliver
+from gate.delivery.verdict_json import Facts, verdict_document
 from gate.evidence import gather as evidence
 from gate.core.config import Config, ModelConfig
 from gate.core.decide import Verdict, decide
@@ -34,11 +35,14 @@ class Outcome:
     verdict: Verdict
     promoted_version: str | None
     promote_error: InfraError | None
+    forced: bool = False        # promoted over a failed verdict, with a reason
 
     @property
     def exit_code(self) -> int:
         if self.promote_error is not None:
             return self.promote_error.exit_code
+        if self.forced and self.promoted_version:
+            return 0
         if self.verdict.status == "error":
             return 2
         return 0 if self.verdict.passed else 1
@@ -85,25 +89,32 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
                   override_hint=override_hint, trust_notes=trust_lines(gathered),
                   models=model_lines(gathered, champion))
     report = render(verdict, ctx)
-    data = deliver.verdict_json(verdict, promoted, {
-        "model_name": config.model.name, "notes": notes, "eval_rows": gathered.eval_rows,
-        "data_changed": gathered.data_changed, "forced": bool(forced and promoted),
-        "champion_found_by": champion.found_by if champion else None,
-        "verified": verdict.candidate_verified,
-        "champion_verified": verdict.champion_verified,
-        "candidate_model": gathered.candidate.as_json(),
-        "champion_model": gathered.champion.as_json() if gathered.champion else None,
-        "eval_set": gathered.rows.as_json() if gathered.rows else None,
-        "blocked_by": list(verdict.blocked_by),
-        "champion_missing": missing, "blocked_reason": verdict.blocked_reason})
+    outcome = Outcome(verdict, promoted, promote_error, forced=forced)
+    error = _error_message(verdict, promote_error)
+    data = verdict_document(verdict, Facts(
+        model_name=config.model.name, exit_code=outcome.exit_code,
+        error=errors.error_line(error) if error else None, promoted_version=promoted,
+        notes=tuple(notes), eval_rows=gathered.eval_rows, data_changed=gathered.data_changed,
+        forced=bool(forced and promoted),
+        champion_found_by=champion.found_by if champion else None, champion_missing=missing,
+        candidate_model=gathered.candidate.as_json(),
+        champion_model=gathered.champion.as_json() if gathered.champion else None,
+        eval_set=gathered.rows.as_json() if gathered.rows else None))
     deliver.deliver(report, verdict, config.model.name, targets, data)
-    outcome = Outcome(verdict, promoted, promote_error)
-    if promote_error is not None:
-        print(f"gate: error: {promote_error}", file=sys.stderr)
-    elif verdict.status == "error":
-        first = verdict.errors[0]
-        print(f"gate: error: {first.name}: {first.reason}", file=sys.stderr)
+    if error:
+        errors.print_error(error)      # the CLI's one line, redacted like every error
     return outcome
+
+
+def _error_message(verdict: Verdict, promote_error: InfraError | None) -> str | None:
+    """What went wrong, when something did: the promotion, or the first metric that
+    could not be judged."""
+    if promote_error is not None:
+        return str(promote_error)
+    if verdict.status == "error":
+        first = verdict.errors[0]
+        return f"{first.name}: {first.reason}"
+    return None
 
 
 def trust_lines(gathered: evidence.Gathered) -> list[str]:

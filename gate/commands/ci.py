@@ -1,23 +1,26 @@
 """Helpers the GitHub workflows call around the gate, from the trusted checkout.
 
-    python -m gate.ci verify-head --pr N --sha SHA      the reviewed SHA is the PR's head
-    python -m gate.ci changed --pr N --paths GLOBS      does the PR touch the model?
-    python -m gate.ci tag-run --run-id R --commit SHA --branch REF [--pr N]
+    python -m gate.commands.ci verify-head --pr N --sha SHA     the reviewed SHA is the head
+    python -m gate.commands.ci changed --pr N --paths GLOBS     does the PR touch the model?
+    python -m gate.commands.ci tag-run --run-id R --commit SHA --branch REF [--pr N]
 
 Each writes its findings as step outputs and answers with the gate's exit codes (0 done,
-2 bad input, 3 GitHub or MLflow refused or unreachable), one line on stderr on error.
+2 bad input, 3 GitHub or MLflow refused or unreachable, or a bug), one redacted line on
+stderr on error: the same floor as `gate` (gate.commands.errors).
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
-import sys
 from typing import Mapping, Sequence
 
 from gate import github
+from gate.commands import errors
+from gate.delivery import deliver
+from gate.delivery.outputs import Message, plain
 from gate.github import runner_log
-from gate.errors import GateError, InputError
+from gate.errors import InputError
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -125,7 +128,9 @@ COMMANDS = {"verify-head": verify_head, "changed": changed, "tag-run": tag_run}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gate.ci")
+    parser = argparse.ArgumentParser(prog="python -m gate.commands.ci")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal "
+                        "errors (also GATE_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify-head", help="the reviewed SHA is the PR's head")
     verify.add_argument("--pr", type=int, required=True)
@@ -147,15 +152,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] = os.envi
     args = build_parser().parse_args(argv)
     if environ.get("GITHUB_ACTIONS") == "true":
         runner_log.guard_streams()
-    try:
+
+    def run() -> int:
         outputs = COMMANDS[args.command](args, environ)
-        github.write_outputs(outputs, environ.get("GITHUB_OUTPUT"))
-    except GateError as exc:
-        print(f"gate: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    for key, value in outputs.items():
-        print(f"{key}: {value}")
-    return 0
+        text = "".join(f"{key}: {value}\n" for key, value in outputs.items())
+        deliver.send(Message(plain(text), outputs=outputs), deliver.Targets(), "",
+                     environ=environ)
+        return 0
+
+    return errors.run_entry(run, lambda: args.debug or errors.debug_from(environ), environ)
 
 
 if __name__ == "__main__":

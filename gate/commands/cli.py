@@ -6,33 +6,44 @@ This is the only place that knows exit codes: 0 passed, 1 blocked, 2 bad input,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
-import traceback
 from typing import TYPE_CHECKING, Sequence
 
+from gate.commands import errors
 from gate.core import config as config_mod
-from gate.delivery import deliver
-from gate.delivery import destinations
+from gate.delivery import deliver, verdict_json
+from gate.delivery.outputs import Message, plain, step_outputs
 from gate import github
 from gate.github import runner_log
 from gate.errors import GateError, InputError
-from gate.core.redaction import scrub, secrets_in
+from gate.core.redaction import secrets_in
 from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from gate.core.ports import Store
 
 DEFAULT_CONFIG = "gate.toml"
-MAX_ERROR = 600     # characters of an error line
+
+
+class _UsageExit(SystemExit):
+    """argparse's exit 2, with the line it printed (for the verdict JSON)."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(2)
+        self.line = line
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:   # type: ignore[override]
-        # argparse prints usage and exits 2 itself; keep it to one line
-        message = " ".join(message.split())[:MAX_ERROR]   # it may quote a 10 KB argument
-        self.exit(2, f"gate: error: {message} (see `python -m gate {self._cmd()} --help`)\n")
+        # argparse prints usage and exits 2 itself; keep it to one line, redacted: it
+        # may quote a 10 KB argument, or a token passed in the wrong place
+        line = f"{errors.error_line(message)} (see `python -m gate {self._cmd()} --help`)"
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"{errors.PREFIX}{line}\n")
+        raise _UsageExit(line)
 
     def _cmd(self) -> str:
         return self.prog.split()[-1] if " " in self.prog else ""
@@ -110,37 +121,59 @@ def _outputs(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    debug = os.environ.get("GATE_DEBUG", "") not in ("", "0")
-    try:
+    parsed: list[argparse.Namespace] = []     # the flags, once parsed: --debug, --json
+
+    def run() -> int:
         args = build_parser().parse_args(argv)
-        debug = debug or bool(getattr(args, "debug", False))
+        parsed.append(args)
         apply_client_defaults()     # before anything imports mlflow: some are read at import
         _quiet_mlflow()
         _mask_secrets()
         return _dispatch(args)
-    except GateError as exc:
-        _error(str(exc))
-        return exc.exit_code
-    except KeyboardInterrupt:
-        _error("interrupted", prefix="gate: ")
-        return 3
-    except Exception as exc:  # the floor: a bug is exit 3 and one line, never a 0 or a 1
-        if debug:
-            traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug or "
-               "GATE_DEBUG=1 for the traceback)")
-        return 3
 
+    def debug() -> bool:
+        return errors.debug_from(os.environ) or any(getattr(a, "debug", False) for a in parsed)
 
-def _error(message: str, prefix: str = "gate: error: ") -> None:
-    # one line, whatever the message quotes: a run id or a name can be 10 KB
-    line = " ".join(scrub(message, os.environ).split())
-    if len(line) > MAX_ERROR:
-        line = line[:MAX_ERROR] + "…"
+    def verdict_on_error(failure: errors.Failure) -> None:
+        _error_verdict(parsed[0] if parsed else None, argv, failure)
+
     try:
-        print(prefix + line, file=sys.stderr)
-    except (OSError, ValueError):   # stderr closed: the exit code still says it
-        pass
+        return errors.run_entry(run, debug, os.environ, verdict_on_error)
+    except _UsageExit as exc:     # argparse's exit 2 stays a SystemExit, with a verdict
+        _error_verdict(None, argv, errors.Failure(2, exc.line))
+        raise
+
+
+def _error_verdict(args: argparse.Namespace | None, argv: Sequence[str] | None,
+                   failure: errors.Failure) -> None:
+    """Write the verdict JSON of an exit with no verdict (2, 3) when --json asked for
+    one: a workflow reads the gate's own error, not a missing key. An unwritable --json
+    path was reported already (preflight): nothing more to say."""
+    if args is not None:
+        command, path = args.command, getattr(args, "json", None)
+        run_id, model = getattr(args, "run_id", None), getattr(args, "model_name", None)
+    else:       # a usage error: the flags as typed, as far as they can be read
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        command = next((t for t in tokens if not t.startswith("-")), None)
+        path, run_id = _flag(tokens, "--json"), _flag(tokens, "--run-id")
+        model = _flag(tokens, "--model-name")
+    if command not in ("check", "promote") or not path:
+        return
+    run_id, model = (errors.error_line(v) if v is not None else None for v in (run_id, model))
+    document = verdict_json.error_document(failure.exit_code, failure.line,
+                                           candidate_run_id=run_id, model_name=model)
+    with contextlib.suppress(GateError, OSError, ValueError):
+        deliver.send(Message(plain(""), data=document), deliver.Targets(json_path=path),
+                     model or "", environ={})
+
+
+def _flag(tokens: list[str], name: str) -> str | None:
+    for i, token in enumerate(tokens):
+        if token == name and i + 1 < len(tokens):
+            return tokens[i + 1]
+        if token.startswith(name + "="):
+            return token[len(name) + 1:]
+    return None
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -171,7 +204,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     from gate.commands import history
 
     if args.command == "rollback":
-        return history.rollback(registry, cfg, args.reason, sys.stdout)
+        targets = deliver.targets_from(args)
+        deliver.preflight(targets)      # Production moves only when the outputs can be written
+        return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
 
 
@@ -183,12 +218,9 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) 
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
     run_id = args.run_id or registry.version(cfg.model.name, args.version).run_id
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
-    outcome = run_gate(registry, cfg, run_id, promote=True,
-                       targets=deliver.targets_from(args),
-                       force_reason=reason if args.force else None, override_hint=hint)
-    if args.force and outcome.promoted_version and outcome.promote_error is None:
-        return 0
-    return outcome.exit_code
+    return run_gate(registry, cfg, run_id, promote=True, targets=deliver.targets_from(args),
+                    force_reason=reason if args.force else None,
+                    override_hint=hint).exit_code
 
 
 def _prune(args: argparse.Namespace) -> int:
@@ -201,23 +233,21 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _skip(args: argparse.Namespace) -> int:
-    from gate.report.markdown import Report, render_skipped
+    from gate.report.markdown import render_skipped
 
     how = args.next or ("A maintainer can run it after review: Actions → model-gate manual → "
                         "`check-pr` with the PR number and the reviewed commit SHA, or "
                         "locally `python -m gate check --run-id RUN`.")
     markdown = render_skipped(args.reason, args.model_name, how)
-    sys.stdout.write(markdown)
-    github.write_summary(markdown, args.summary or os.environ.get("GITHUB_STEP_SUMMARY"))
-    github.write_outputs({"verdict": "skipped", "passed": "false", "candidate_run_id": "",
-                          "champion_version": "", "promoted_version": "",
-                          "failed_metrics": ""}, os.environ.get("GITHUB_OUTPUT"))
-    print(github.notice(f"Model gate skipped: {args.reason}", title="model gate"))
-    if args.comment:
-        # A sticky verdict from an earlier commit must not outlive a run that judged nothing.
-        comment = destinations.PullRequestComment(args.model_name, args.pr, sys.stdout,
-                                                  os.environ)
-        comment.send(Report(markdown, markdown), None, {})
+    document = {"passed": False, "status": "skipped", "model_name": args.model_name,
+                "reason": args.reason}
+    # With --comment, the skip replaces the sticky comment: a verdict from an earlier
+    # commit must not outlive a run that judged nothing.
+    deliver.send(Message(plain(markdown, markdown), data=document,
+                         outputs=step_outputs(document),
+                         annotations=(github.notice(f"Model gate skipped: {args.reason}",
+                                                    title="model gate"),)),
+                 deliver.targets_from(args), args.model_name)
     return 0
 
 

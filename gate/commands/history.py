@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from typing import Any, TextIO
 
 from gate import contract
 from gate.delivery import deliver
-from gate import github
+from gate.delivery.outputs import Message, plain, step_outputs
 from gate.core.config import Config
 from gate.errors import InputError
 from gate.commands.check import metrics_from_tag, actor
@@ -27,18 +26,20 @@ def status(registry: Store, config: Config, out: TextIO, json_path: str | None) 
     champion = registry.champion_version(model)
     metric_names = [rule.name for rule in config.metrics]
     rows = [_row(info, champion, metric_names) for info in versions[:HISTORY_ROWS]]
-    out.write(f"Model {model.name}: Production (@{model.alias}) is "
-              f"{'v' + champion if champion else 'not set'}\n\n")
     header = ["version", "aliases", "gate", "promoted at", "replaced", "commit", *metric_names]
-    out.write(_table(header, [[r[h] for h in header] for r in rows]))
-    if len(versions) > HISTORY_ROWS:
-        out.write("\n(older versions not shown)\n")
-    deliver.write_json(json_path, {"model_name": model.name, "champion_version": champion,
-                                   "versions": rows})
+    text = (f"Model {model.name}: Production (@{model.alias}) is "
+            f"{'v' + champion if champion else 'not set'}\n\n"
+            + _table(header, [[r[h] for h in header] for r in rows])
+            + ("\n(older versions not shown)\n" if len(versions) > HISTORY_ROWS else ""))
+    # a terminal table: no markdown, so no job summary and no step outputs
+    document = {"model_name": model.name, "champion_version": champion, "versions": rows}
+    deliver.send(Message(plain(text), data=document), deliver.Targets(json_path=json_path),
+                 model.name, out)
     return 0
 
 
-def rollback(registry: Store, config: Config, reason: str | None, out: TextIO) -> int:
+def rollback(registry: Store, config: Config, reason: str | None, out: TextIO,
+             targets: deliver.Targets = deliver.Targets()) -> int:
     """Move Production back to the version the current champion replaced."""
     model = config.model
     current = registry.champion_version(model)
@@ -59,12 +60,15 @@ def rollback(registry: Store, config: Config, reason: str | None, out: TextIO) -
         contract.V_ROLLED_BACK_AT: now,
         contract.V_ROLLBACK_REASON: (reason or "none given")[:500],
         contract.V_ROLLED_BACK_BY: actor()})
-    out.write(f"Rolled back {model.name}: Production (@{model.alias}) moved from "
-              f"v{current} to v{previous}\n")
+    line = (f"Rolled back {model.name}: Production (@{model.alias}) moved from "
+            f"v{current} to v{previous}\n")
     # The action's outputs: the version now in Production and the one it replaced.
-    github.write_outputs({"verdict": "rolled_back", "passed": "true", "candidate_run_id": "",
-                          "champion_version": current, "promoted_version": previous,
-                          "failed_metrics": ""}, os.environ.get("GITHUB_OUTPUT"))
+    document = {"passed": True, "status": "rolled_back", "model_name": model.name,
+                "champion_version": current, "promoted_version": previous}
+    markdown = (f"Rolled back `{model.name}`: Production (`@{model.alias}`) moved from "
+                f"v{current} to v{previous}\n")
+    deliver.send(Message(plain(line, markdown), data=document, outputs=step_outputs(document)),
+                 targets, model.name, out)
     return 0
 
 

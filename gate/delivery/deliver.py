@@ -1,10 +1,11 @@
-"""Deliver a verdict: stdout, job summary, JSON, step outputs, annotations, PR comment.
+"""Deliver a command's output: which destinations (flags and environment), checked
+before any work (preflight), then sent (stdout, job summary, JSON, step outputs,
+annotations, PR comment).
 
 A GitHub failure here is a warning: it never changes the verdict or the exit code.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from typing import Any, Mapping, TextIO
 from gate.delivery import destinations
 from gate.core.decide import Verdict
 from gate.delivery.destinations import max_wait as _max_wait  # noqa: F401 (its old home)
+from gate.delivery.outputs import Message, annotation_lines, step_outputs
 from gate.errors import InfraError, InputError, echo
 from gate.report.markdown import Report
 
@@ -36,40 +38,6 @@ def targets_from(args: Any, environ: Mapping[str, str] = os.environ) -> Targets:
                    comment=bool(getattr(args, "comment", False)),
                    pr=getattr(args, "pr", None),
                    config_diff=getattr(args, "config_diff", None))
-
-
-def verdict_json(verdict: Verdict, promoted_version: str | None,
-                 extra: Mapping[str, Any]) -> dict[str, Any]:
-    metrics = [{"name": m.name, "direction": m.direction, "champion": _num(m.champion),
-                "candidate": _num(m.candidate), "delta": _num(m.delta),
-                "delta_rel": _num(m.delta_rel), "worsening": _num(m.worsening),
-                "allowance": _num(m.allowance), "ci_low": _num(m.low),
-                "ci_high": _num(m.high), "min_detectable": _num(m.mde),
-                "underpowered": m.underpowered, "paired": m.paired,
-                "status": m.status, "reason": m.reason} for m in verdict.metrics]
-    return {"passed": verdict.passed, "status": verdict.status,
-            "candidate_run_id": verdict.candidate_run_id,
-            "champion_version": verdict.champion_version,
-            "promoted_version": promoted_version, "policy": verdict.policy,
-            "paired": verdict.paired, "fallback_reason": verdict.fallback_reason,
-            "failed_metrics": [m.name for m in verdict.failed],
-            "metrics": metrics, **extra}
-
-
-def _num(value: float | None) -> float | None:
-    # JSON has no NaN; null says "not available" honestly
-    if value is None or value != value or value in (float("inf"), float("-inf")):
-        return None
-    return float(value)
-
-
-def write_json(path: str | None, data: Mapping[str, Any]) -> None:
-    if not path:
-        return
-    try:
-        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"--json {echo(path)}: cannot write: {exc.strerror}") from None
 
 
 def preflight(targets: Targets, environ: Mapping[str, str] = os.environ) -> None:
@@ -111,11 +79,20 @@ def probe(path: str) -> None:
 def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
             data: Mapping[str, Any], out: TextIO | None = None,
             environ: Mapping[str, str] = os.environ) -> None:
-    """Send the report to every destination the flags and the environment ask for."""
-    report = with_config_diff(report, targets.config_diff)
+    """Send a verdict's report to every destination the flags and the environment ask
+    for, with its step outputs and annotations."""
+    message = Message(with_config_diff(report, targets.config_diff), data=data,
+                      outputs=step_outputs(data), annotations=tuple(annotation_lines(verdict)))
+    send(message, targets, model_name, out, environ)
+
+
+def send(message: Message, targets: Targets, model_name: str, out: TextIO | None = None,
+         environ: Mapping[str, str] = os.environ) -> None:
+    """The one way out: every command's output goes to the destinations `for_targets`
+    chooses, each taking the part of the message it carries."""
     for destination in destinations.for_targets(targets, model_name, out or sys.stdout,
                                                 environ):
-        destination.send(report, verdict, data)
+        destination.send(message)
 
 
 def with_config_diff(report: Report, path: str | None) -> Report:
@@ -145,11 +122,3 @@ def with_config_diff(report: Report, path: str | None) -> Report:
                f"{fence}diff\n" + "\n".join(lines) + f"\n{fence}\n")
     return replace(report, markdown=report.markdown.rstrip("\n") + "\n" + section,
                    without_details=report.without_details.rstrip("\n") + "\n" + section)
-
-
-def step_outputs(data: Mapping[str, Any]) -> dict[str, str]:
-    return {"verdict": str(data["status"]), "passed": str(data["passed"]).lower(),
-            "candidate_run_id": str(data.get("candidate_run_id") or ""),
-            "champion_version": str(data.get("champion_version") or ""),
-            "promoted_version": str(data.get("promoted_version") or ""),
-            "failed_metrics": "\n".join(data.get("failed_metrics", []))}

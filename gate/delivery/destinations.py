@@ -1,25 +1,28 @@
-"""Where a rendered report goes. Each destination receives the report, the verdict and
-its JSON; adding one (GitLab merge-request notes, a Slack webhook) is a class here and a
-line in `for_targets`, nothing elsewhere.
+"""Where a command's output goes. Each destination sends its part of a Message (the
+report, the JSON document, the step outputs, the annotations) and builds nothing;
+adding one (GitLab merge-request notes, a Slack webhook) is a class here and a line in
+`for_targets`, nothing elsewhere.
 
 A GitHub failure is a warning: it never changes the verdict or the exit code.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping, Protocol, TextIO
 
 from gate import github
-from gate.core.decide import Verdict
-from gate.errors import GateError, InputError
-from gate.report.markdown import Report, marker
+from gate.core.redaction import scrub
+from gate.delivery.outputs import Message
+from gate.errors import GateError, InputError, echo
+from gate.report.markdown import marker
 
 
 class Destination(Protocol):
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None: ...
+    def send(self, message: Message) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -28,40 +31,35 @@ class Terminal:
 
     out: TextIO
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        self.out.write(report.text or report.markdown)
+    def send(self, message: Message) -> None:
+        self.out.write(message.report.text or message.report.markdown)
 
 
 @dataclass(frozen=True)
 class JsonFile:
     path: str
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        from gate.delivery.deliver import write_json
-
-        write_json(self.path, data)
+    def send(self, message: Message) -> None:
+        if message.data is not None:
+            write_json(self.path, message.data)
 
 
 @dataclass(frozen=True)
 class JobSummary:
     path: str
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        github.write_summary(report.markdown, self.path)
+    def send(self, message: Message) -> None:
+        if message.report.markdown:     # a terminal table has no place in the summary
+            github.write_summary(message.report.markdown, self.path)
 
 
 @dataclass(frozen=True)
 class StepOutputs:
     path: str
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        from gate.delivery.deliver import step_outputs
-
-        github.write_outputs(step_outputs(data), self.path)
+    def send(self, message: Message) -> None:
+        if message.outputs:
+            github.write_outputs(message.outputs, self.path)
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,8 @@ class Annotations:
 
     out: TextIO
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        for line in annotation_lines(verdict) if verdict else []:
+    def send(self, message: Message) -> None:
+        for line in message.annotations:
             print(line, file=self.out)
 
 
@@ -85,9 +82,10 @@ class PullRequestComment:
     out: TextIO
     environ: Mapping[str, str]
 
-    def send(self, report: Report, verdict: Verdict | None,
-             data: Mapping[str, Any]) -> None:
-        environ = self.environ
+    def send(self, message: Message) -> None:
+        environ, report = self.environ, message.report
+        if not report.markdown:
+            return
         try:
             pr = github.pr_number(environ.get("GITHUB_EVENT_PATH"), self.pr)
             if pr is None:
@@ -104,15 +102,17 @@ class PullRequestComment:
             body = github.fit_comment(report.markdown, report.without_details)
             action = client.upsert_comment(repo, pr, body, marker(self.model_name))
         except GateError as exc:
-            print(github.warning(f"PR comment not posted (the verdict stands): {exc}"),
-                  file=self.out)
+            # GitHub's answer may quote a URL or a header: redacted like every error line
+            why = scrub(f"PR comment not posted (the verdict stands): {exc}", environ)
+            print(github.warning(why), file=self.out)
             return
         print(f"gate: PR #{pr} comment {action}", file=sys.stderr)
 
 
 def for_targets(targets: Any, model_name: str, out: TextIO,
                 environ: Mapping[str, str] = os.environ) -> list[Destination]:
-    """The destinations a check's flags and environment ask for, in delivery order."""
+    """The destinations the flags (`targets`) and the environment ask for, in delivery
+    order: the one place that chooses them, for every command."""
     found: list[Destination] = [Terminal(out)]
     if targets.json_path:
         found.append(JsonFile(targets.json_path))
@@ -127,14 +127,13 @@ def for_targets(targets: Any, model_name: str, out: TextIO,
     return found
 
 
-def annotation_lines(verdict: Verdict) -> list[str]:
-    failures = [(f"{m.name} {m.status}", f"{m.name}: {m.reason}")
-                for m in verdict.metrics if m.status in ("failed", "error")]
-    lines = github.error_annotations(failures)
-    if verdict.status == "first_model":
-        lines.append(github.notice("No Production version yet: first model",
-                                   title="model gate"))
-    return lines
+def write_json(path: str | None, data: Mapping[str, Any]) -> None:
+    if not path:
+        return
+    try:
+        Path(path).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--json {echo(path)}: cannot write: {exc.strerror}") from None
 
 
 def max_wait(environ: Mapping[str, str]) -> float:
