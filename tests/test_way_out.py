@@ -298,3 +298,16 @@ def test_ci_outputs_go_to_the_runner_and_the_log(tmp_path: Path,
         "model: true\nreason: no paths filter: every change runs the model\n"
     assert parse_outputs((tmp_path / "output").read_text()) == {
         "model": "true", "reason": "no paths filter: every change runs the model"}
+
+
+def test_a_secret_in_any_text_is_redacted_before_every_destination(
+        runner: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text a command was given (here a skip reason quoting a credential) passes the one
+    redaction in front of the destinations: log, job summary and step outputs alike."""
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", SECRET)
+    assert main(["skip", "--reason", f"server said: bad password {SECRET}",
+                 "--next", f"retry with {SECRET}"]) == 0
+    out = capsys.readouterr().out
+    written = out + Path("summary.md").read_text() + Path("output").read_text()
+    assert SECRET not in written.replace(f"::add-mask::{SECRET}", "")
+    assert "bad password ***" in Path("summary.md").read_text()

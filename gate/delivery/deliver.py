@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, TextIO
 
+from gate.core.redaction import scrub
 from gate.delivery import destinations
 from gate.core.decide import Verdict
 from gate.delivery.destinations import max_wait as _max_wait  # noqa: F401 (its old home)
@@ -89,10 +90,31 @@ def deliver(report: Report, verdict: Verdict, model_name: str, targets: Targets,
 def send(message: Message, targets: Targets, model_name: str, out: TextIO | None = None,
          environ: Mapping[str, str] = os.environ) -> None:
     """The one way out: every command's output goes to the destinations `for_targets`
-    chooses, each taking the part of the message it carries."""
+    chooses, each taking the part of the message it carries, redacted once here: a
+    credential quoted by an error note reaches no log, summary, JSON or comment."""
+    message = redacted(message, environ)
     for destination in destinations.for_targets(targets, model_name, out or sys.stdout,
                                                 environ):
         destination.send(message)
+
+
+def redacted(message: Message, environ: Mapping[str, str]) -> Message:
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            return scrub(value, environ)
+        if isinstance(value, Mapping):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        return value
+
+    report = message.report
+    return replace(message, report=replace(report, markdown=clean(report.markdown),
+                                           without_details=clean(report.without_details),
+                                           text=clean(report.text)),
+                   data=clean(message.data) if message.data is not None else None,
+                   outputs=clean(message.outputs),
+                   annotations=tuple(clean(line) for line in message.annotations))
 
 
 def with_config_diff(report: Report, path: str | None) -> Report:
