@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import Any, TYPE_CHECKING, Sequence
 
 from gate.commands import errors
 from gate.core import config as config_mod
@@ -36,7 +36,20 @@ class _UsageExit(SystemExit):
         self.line = line
 
 
+EXIT_CODES = """exit codes (every command):
+  0  passed; promoted where asked; also the first model (no Production yet)
+  1  blocked: a regression or a threshold failed; nothing was promoted
+  2  bad input: usage, config, unknown run or model, a required metric missing
+  3  infrastructure: MLflow or GitHub unreachable or refusing, Production moved"""
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # every command's --help ends with the exit codes, as the README's table
+        kwargs.setdefault("epilog", EXIT_CODES)
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:   # type: ignore[override]
         # argparse prints usage and exits 2 itself; keep it to one line, redacted: it
         # may quote a 10 KB argument, or a token passed in the wrong place
@@ -49,8 +62,21 @@ class _Parser(argparse.ArgumentParser):
         return self.prog.split()[-1] if " " in self.prog else ""
 
 
+def version() -> str:
+    """The installed distribution's version; the source's when run from a checkout."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("mlflow-model-gate")
+    except metadata.PackageNotFoundError:
+        from gate import __version__
+
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gate", description="A CI quality gate for models tracked in MLflow.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal "
                         "errors (also GATE_DEBUG=1)")
     # accepted after the command too; SUPPRESS keeps a subcommand from resetting it
@@ -65,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="registered model name (overrides [model] name)")
 
     check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
-    check.add_argument("--run-id", required=True)
+    check.add_argument("--run-id", required=True, metavar="RUN_ID",
+                       help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
     common(check)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
     check.add_argument("--against", metavar="RUN_ID|vN",
@@ -78,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
     common(promote, model_required=True)
     which = promote.add_mutually_exclusive_group(required=True)
-    which.add_argument("--run-id")
+    which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
     which.add_argument("--version")
     promote.add_argument("--force", action="store_true", help="override a failed gate")
     promote.add_argument("--reason", help="why (required with --force; recorded)")
