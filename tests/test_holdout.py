@@ -156,15 +156,16 @@ def test_the_verdict_is_paired_on_the_sealed_holdout(store: MemoryStore, holdout
     assert store.version(NAME, "1").tags[contract.V_EVAL_SHA] == cfg.eval.digest[7:]
 
     candidate = log_regressor(store, LinearRegression(), data["train"], data["eval"])
-    out = tmp_path / "second.json"
+    out, report = tmp_path / "second.json", tmp_path / "report.md"
     second = run_gate(as_store(store), cfg, candidate.run_id, promote=False,
-                      targets=Targets(json_path=str(out)))
+                      targets=Targets(json_path=str(out), summary_path=str(report)))
     verdict = json.loads(out.read_text())
     assert second.exit_code in (0, 1) and verdict["paired"]
     assert verdict["eval_set"] == {"source": "sealed holdout diabetes-2026",
                                    "rows": len(data["holdout"]), "sha256": cfg.eval.digest[7:]}
-    assert any(f"sealed holdout diabetes-2026 ({len(data['holdout'])} rows)" in note
-               for note in verdict["notes"])
+    first_lines = report.read_text().splitlines()[:5]
+    assert f"Eval rows: sealed holdout diabetes-2026, {len(data['holdout'])} rows" in \
+        " ".join(first_lines), first_lines
 
 
 def test_rows_that_differ_from_the_digest_are_exit_2(store: MemoryStore,

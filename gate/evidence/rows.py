@@ -15,7 +15,7 @@ from gate import contract
 from gate.evidence import evalset
 from gate.core.config import Config
 from gate.core.domain import Champion, RunInfo
-from gate.errors import InputError
+from gate.errors import InfraError, InputError
 from gate.core.ports import Store
 
 
@@ -105,7 +105,13 @@ def _sealed_rows(store: Store, config: Config, work: Path) -> Chosen:
         run_id, _, path = uri.removeprefix("runs:/").partition("/")
         if not run_id or not path.strip("/"):
             raise InputError(f"{what}: a runs:/ URI is runs:/<run_id>/<path to the file>")
-        run = store.run(run_id)     # refused (exit 3) for an identity without READ on it
+        try:
+            run = store.run(run_id)
+        except InfraError as exc:
+            if "HTTP 403" not in str(exc):
+                raise
+            raise InfraError(f"{exc}: the sealed holdout is read by the gate's own user "
+                             "(ci-gate or ci-promoter), never by the trainer's") from None
         parent = f"{run.artifact_uri.rstrip('/')}/{path.rpartition('/')[0]}".rstrip("/")
         label = f"sealed holdout {run.tags.get(contract.TAG_HOLDOUT_NAME) or name}"
     if store.artifacts.fetch(parent, (name,), str(work)) is None:
@@ -115,9 +121,8 @@ def _sealed_rows(store: Store, config: Config, work: Path) -> Chosen:
     if rows.sha256 != expected:
         raise InputError(f"{what}: content differs from eval.digest (sha256 {rows.sha256[:16]}"
                          f"... is not {expected[:16]}...)")
-    return Chosen(Rows(label, len(rows), rows.sha256, target=config.eval.target), rows,
-                  (f"compared on the {label} ({len(rows)} rows), read with the gate's "
-                   "credentials",))
+    # the report's first lines say "Eval rows: sealed holdout NAME, N rows"
+    return Chosen(Rows(label, len(rows), rows.sha256, target=config.eval.target), rows)
 
 
 def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:
