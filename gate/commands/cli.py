@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     holdout = sub.add_parser("holdout", parents=[debug],
                              help="sealed eval sets on the tracking server")
     holdout_sub = holdout.add_subparsers(dest="holdout_command", required=True,
-                                         parser_class=_Parser)
+                                         metavar="publish", parser_class=_Parser)
     publish = holdout_sub.add_parser(
         "publish", parents=[debug], help="store an eval set the gate can read and a pull "
         "request cannot; prints the [eval] lines for gate.toml")
