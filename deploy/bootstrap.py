@@ -1,6 +1,7 @@
 """Bring a fresh gate server's users and permissions to the intended state; safe to re-run.
 
     python deploy/bootstrap.py [--experiment NAME] [--model-name NAME]
+                               [--holdout-experiment NAME]
 
 Environment (passwords are read from here only, and never printed):
     MLFLOW_TRACKING_URI           the server, e.g. https://mlflow.example.com
@@ -10,11 +11,17 @@ Environment (passwords are read from here only, and never printed):
     GATE_ADMIN_PASSWORD           the admin's replacement password
     GATE_CI_PR_PASSWORD           for `ci-pr`: logs runs, reads the registry
     GATE_CI_PROMOTER_PASSWORD     for `ci-promoter`: also registers versions, moves aliases
+    GATE_CI_GATE_PASSWORD         optional, for `ci-gate`: the identity of a pull request's
+                                  gate job, which reads what the gate reads and the sealed
+                                  holdout, and writes nothing; no user without it
 
-It rotates the admin password, creates the experiment and the registered model (so that
-no CI user becomes their owner by creating them first), creates or re-keys both CI users
-and sets their grants to exactly the table below. Re-running with new passwords rotates
-them. Exit codes: 0 done, 2 bad input, 3 server unreachable or refused.
+It rotates the admin password, creates the experiments and the registered model (so that
+no CI user becomes their owner by creating them first), creates or re-keys the CI users
+and sets their grants to exactly the table below: READ on the sealed holdout experiment
+(`gate holdout publish`) for the gate's identities, and no grant at all for `ci-pr`, whose
+credential the pull request's trainer holds (one it got by creating the experiment first
+is revoked). Re-running with new passwords rotates them. Exit codes: 0 done, 2 bad input,
+3 server unreachable or refused.
 """
 
 from __future__ import annotations
@@ -30,15 +37,22 @@ import requests
 TIMEOUT = 15
 API2 = "/api/2.0/mlflow"
 API3 = "/api/3.0/mlflow"
-CI_PR, CI_PROMOTER = "ci-pr", "ci-promoter"
+CI_PR, CI_PROMOTER, CI_GATE = "ci-pr", "ci-promoter", "ci-gate"
 PASSWORD_ENV = {CI_PR: "GATE_CI_PR_PASSWORD", CI_PROMOTER: "GATE_CI_PROMOTER_PASSWORD"}
+# users created only when their password is set
+OPTIONAL_PASSWORD_ENV = {CI_GATE: "GATE_CI_GATE_PASSWORD"}
+HOLDOUT_EXPERIMENT = "model-gate-holdout"     # gate.contract.HOLDOUT_EXPERIMENT
+NO_GRANT = ""       # the user holds no grant of its own on the resource
 # With default_permission = NO_PERMISSIONS (deploy/basic_auth.ini) these grants are all a
 # CI user can do. EDIT on the model is the least that registers versions (CreateModelVersion
 # needs update on the model) and moves aliases (SetRegisteredModelAlias needs update); MANAGE
 # would add deleting versions and re-granting, which the gate never needs.
+# The sealed holdout: whoever runs `gate check` reads it; ci-pr, the trainer's credential,
+# may not (NO_PERMISSIONS by default; NO_GRANT revokes one it got by creating it first).
 GRANTS: Mapping[str, Mapping[str, str]] = {
-    CI_PR: {"experiment": "EDIT", "registered_model": "READ"},
-    CI_PROMOTER: {"experiment": "EDIT", "registered_model": "EDIT"},
+    CI_PR: {"experiment": "EDIT", "registered_model": "READ", "holdout": NO_GRANT},
+    CI_PROMOTER: {"experiment": "EDIT", "registered_model": "EDIT", "holdout": "READ"},
+    CI_GATE: {"experiment": "READ", "registered_model": "READ", "holdout": "READ"},
 }
 
 
@@ -62,6 +76,7 @@ class Settings:
     passwords: Mapping[str, str]
     experiment: str
     model: str
+    holdout_experiment: str = HOLDOUT_EXPERIMENT
 
 
 class Server:
@@ -124,6 +139,8 @@ def settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Settings
                         help="experiment CI logs runs to (default: model-gate)")
     parser.add_argument("--model-name", default="diabetes-regressor",
                         help="registered model the gate promotes (default: diabetes-regressor)")
+    parser.add_argument("--holdout-experiment", default=HOLDOUT_EXPERIMENT,
+                        help=f"the sealed holdouts' experiment (default: {HOLDOUT_EXPERIMENT})")
     args = parser.parse_args(argv)
     required = ["MLFLOW_TRACKING_URI", "GATE_ADMIN_PASSWORD", *PASSWORD_ENV.values()]
     missing = [name for name in required if not environ.get(name)]
@@ -134,8 +151,10 @@ def settings(argv: Sequence[str] | None, environ: Mapping[str, str]) -> Settings
         admin=environ.get("GATE_ADMIN_USERNAME") or "admin",
         admin_initial=environ.get("GATE_ADMIN_INITIAL_PASSWORD") or None,
         admin_password=environ["GATE_ADMIN_PASSWORD"],
-        passwords={user: environ[var] for user, var in PASSWORD_ENV.items()},
+        passwords={user: environ[var] for user, var in
+                   {**PASSWORD_ENV, **OPTIONAL_PASSWORD_ENV}.items() if environ.get(var)},
         experiment=args.experiment, model=args.model_name,
+        holdout_experiment=args.holdout_experiment,
     )
 
 
@@ -226,13 +245,16 @@ def ensure_grants(admin: Server, username: str, user_id: int,
     have = direct_grants(admin, username, user_id)
     for (rtype, rid), permission in wanted.items():
         current = have.get((rtype, rid))
-        label = f"{username}: {permission} on {rtype} {rid!r}"
-        if current == permission:
+        label = f"{username}: {permission or 'no grant'} on {rtype} {rid!r}"
+        if current == (permission or None):
             say(f"{label}: unchanged")
             continue
         body = {"username": username, "resource_type": rtype, "resource_id": rid}
         if current is not None:
             admin.call("POST", f"{API3}/users/permissions/revoke", json=body)
+        if permission == NO_GRANT:
+            say(f"{label}: revoked {current}")
+            continue
         admin.call("POST", f"{API3}/users/permissions/grant",
                    json={**body, "permission": permission})
         say(f"{label}: {'changed from ' + current if current else 'granted'}")
@@ -241,11 +263,17 @@ def ensure_grants(admin: Server, username: str, user_id: int,
 def bootstrap(cfg: Settings, say: Say = print) -> None:
     admin = admin_session(cfg, say)
     experiment_id = ensure_experiment(admin, cfg.experiment, say)
+    holdout_id = ensure_experiment(admin, cfg.holdout_experiment, say)
     ensure_model(admin, cfg.model, say)
-    resource_ids = {"experiment": experiment_id, "registered_model": cfg.model}
+    resources = {"experiment": ("experiment", experiment_id),
+                 "registered_model": ("registered_model", cfg.model),
+                 "holdout": ("experiment", holdout_id)}
     for username, grants in GRANTS.items():
+        if username not in cfg.passwords:
+            say(f"{username}: skipped ({OPTIONAL_PASSWORD_ENV[username]} is not set)")
+            continue
         user_id = ensure_user(admin, username, cfg.passwords[username], say)
-        wanted = {(rtype, resource_ids[rtype]): perm for rtype, perm in grants.items()}
+        wanted = {resources[what]: perm for what, perm in grants.items()}
         ensure_grants(admin, username, user_id, wanted, say)
 
 

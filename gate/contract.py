@@ -79,6 +79,14 @@ V_ROLLED_BACK_BY = "gate.rolled_back_by"
 LOCK_TAG = "gate.lock"
 M_CHAMPION = "gate.champion"
 
+# -- the sealed holdout (`gate holdout publish`): a run of its own experiment, whose
+# permissions let the gate's identity read it and a pull request's not
+HOLDOUT_EXPERIMENT = "model-gate-holdout"
+HOLDOUT_FOLDER = "holdout"
+TAG_HOLDOUT_NAME = "gate.holdout.name"
+TAG_HOLDOUT_TARGET = "gate.holdout.target"
+TAG_HOLDOUT_SHA = "gate.holdout.sha256"     # set last: a run without it is unfinished
+
 # -- caps: a hostile artifact must not hang or exhaust the gate --------------------
 MAX_ARTIFACT_BYTES = 512 * 1024 * 1024
 MAX_COLUMNS = 4096

@@ -137,6 +137,32 @@ class MemoryPromotions:
         self.store.runs[run_id] = replace(run, tags={**run.tags, **tags})
 
 
+class MemoryHoldouts:
+    """Sealed holdouts: runs of experiments named here (ids "holdout-N")."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self.experiments: dict[str, str] = {}
+        self.finished: set[str] = set()
+
+    def find(self, experiment: str, sha256: str) -> list[str]:
+        found = self.experiments.get(experiment)
+        runs = [run for run in self.store.runs.values() if found is not None and
+                run.experiment_id == found and run.tags.get(contract.TAG_HOLDOUT_SHA) == sha256]
+        return [run.run_id for run in sorted(runs, key=lambda r: r.start_time, reverse=True)]
+
+    def start(self, experiment: str, name: str, tags: Mapping[str, str]) -> str:
+        if self.store.refuse_uploads:
+            raise InfraError(f"creating a run in experiment {experiment!r}: refused")
+        found = self.experiments.setdefault(experiment, f"holdout-{len(self.experiments) + 1}")
+        run = self.store.add_run({}, tags)
+        self.store.runs[run.run_id] = replace(run, name=name, experiment_id=found)
+        return run.run_id
+
+    def finish(self, run_id: str) -> None:
+        self.finished.add(run_id)
+
+
 class MemoryStore:
     """A model store in memory: implements `gate.core.ports.Store`."""
 
@@ -150,6 +176,7 @@ class MemoryStore:
         self.refuse_uploads = False
         self.artifacts = MemoryArtifacts(self)
         self.promotions = MemoryPromotions(self)
+        self.holdouts = MemoryHoldouts(self)
 
     @property
     def uri_safe(self) -> str:

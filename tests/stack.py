@@ -47,6 +47,7 @@ BIN = Path(sys.executable).parent
 BUCKET = "mlflow-artifacts"
 REGION = "us-east-1"
 EXPERIMENT = "model-gate"
+HOLDOUT_EXPERIMENT = "model-gate-holdout"
 MODEL = "diabetes-regressor"
 # Generous: the machine is shared, and three Python processes import MLflow at once.
 START_TIMEOUT = 300.0
@@ -68,6 +69,7 @@ class Passwords:
     admin: str
     ci_pr: str
     ci_promoter: str
+    ci_gate: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Stack:
             "GATE_ADMIN_PASSWORD": self.passwords.admin,
             "GATE_CI_PR_PASSWORD": self.passwords.ci_pr,
             "GATE_CI_PROMOTER_PASSWORD": self.passwords.ci_promoter,
+            "GATE_CI_GATE_PASSWORD": self.passwords.ci_gate,
         })
         return env
 
@@ -285,7 +288,7 @@ def _with_setting(ini: str, key: str, value: str) -> str:
 @contextmanager
 def running_stack() -> Iterator[Stack]:
     started = time.monotonic()
-    passwords = Passwords(*(secrets.token_urlsafe(16) for _ in range(4)))
+    passwords = Passwords(*(secrets.token_urlsafe(16) for _ in range(5)))
     pg_super, db_password = secrets.token_hex(12), secrets.token_hex(12)
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gate-stack-")))
@@ -327,7 +330,8 @@ def shared_stack(config: pytest.Config) -> Stack:
 
 @pytest.fixture(scope="session")
 def bootstrapped(request: pytest.FixtureRequest) -> Stack:
-    """The stack after deploy/bootstrap.py: admin rotated, ci-pr and ci-promoter exist."""
+    """The stack after deploy/bootstrap.py: admin rotated, ci-pr, ci-promoter and ci-gate
+    exist."""
     live = shared_stack(request.config)
     if "bootstrapped" not in _SHARED:
         result = live.run_bootstrap()

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.stack import (  # noqa: F401
-    AUTH_CACHE_TTL, BOOTSTRAP, EXPERIMENT, MODEL, Stack, bootstrapped)
+    AUTH_CACHE_TTL, BOOTSTRAP, EXPERIMENT, HOLDOUT_EXPERIMENT, MODEL, Stack, bootstrapped)
 
 CI_USERS = ("ci-pr", "ci-promoter")
 
@@ -54,9 +54,9 @@ def refused(live: Stack, username: str, password: str) -> bool:
     return not any(logs_in(live, username, password) for _ in range(4))
 
 
-def experiment_id(live: Stack) -> str:
+def experiment_id(live: Stack, name: str = EXPERIMENT) -> str:
     resp = live.admin().get(f"{live.tracking_uri}/api/2.0/mlflow/experiments/get-by-name",
-                            params={"experiment_name": EXPERIMENT}, timeout=10)
+                            params={"experiment_name": name}, timeout=10)
     resp.raise_for_status()
     return resp.json()["experiment"]["experiment_id"]
 
@@ -73,7 +73,8 @@ def test_second_run_changes_nothing(bootstrapped: Stack) -> None:  # noqa: F811
     assert state(bootstrapped) == before
     assert "admin: password already rotated" in result.stdout
     assert "created" not in result.stdout and "granted" not in result.stdout
-    assert result.stdout.count(": unchanged") == 4
+    # 3 users x (experiment, registered model, holdout experiment)
+    assert result.stdout.count(": unchanged") == 9
     assert_no_password(bootstrapped, result)
 
 
@@ -84,6 +85,47 @@ def test_users_hold_least_privilege(bootstrapped: Stack) -> None:  # noqa: F811
             for user in CI_USERS} == {"ci-pr": ("EDIT", "READ"), "ci-promoter": ("EDIT", "EDIT")}
     snapshot = state(bootstrapped)
     assert not any(snapshot[user][0] for user in CI_USERS)
+
+
+def test_only_the_gate_identities_read_the_sealed_holdout(bootstrapped: Stack) -> None:  # noqa: F811,E501
+    exp, holdout = experiment_id(bootstrapped), experiment_id(bootstrapped, HOLDOUT_EXPERIMENT)
+    assert {user: (effective(bootstrapped, user, "experiment", exp),
+                   effective(bootstrapped, user, "registered_model", MODEL))
+            for user in ("ci-promoter", "ci-gate")} == {"ci-promoter": ("EDIT", "EDIT"),
+                                                        "ci-gate": ("READ", "READ")}
+    assert effective(bootstrapped, "ci-promoter", "experiment", holdout) == "READ"
+    assert effective(bootstrapped, "ci-gate", "experiment", holdout) == "READ"
+    # ci-pr, the trainer's credential, holds no grant: the server's default denies it
+    own = state(bootstrapped)["ci-pr"]
+    assert not any(grant[2] == holdout for grant in own[1])
+    refused_read = requests.get(f"{bootstrapped.tracking_uri}/api/2.0/mlflow/experiments/get",
+                                params={"experiment_id": holdout},
+                                auth=("ci-pr", bootstrapped.passwords.ci_pr), timeout=10)
+    assert refused_read.status_code == 403
+
+
+def test_a_holdout_experiment_ci_pr_created_first_is_taken_back(bootstrapped: Stack) -> None:  # noqa: F811,E501
+    """Anyone may create an experiment and own it: bootstrap revokes ci-pr's ownership of
+    the holdout experiment, whoever created it. Without GATE_CI_GATE_PASSWORD, no ci-gate."""
+    pr = ("ci-pr", bootstrapped.passwords.ci_pr)
+    created = requests.post(f"{bootstrapped.tracking_uri}/api/2.0/mlflow/experiments/create",
+                            json={"name": "squatted-holdout"}, auth=pr, timeout=10)
+    assert created.status_code == 200, created.text
+    squatted = created.json()["experiment_id"]
+    assert effective(bootstrapped, "ci-pr", "experiment", squatted) == "MANAGE"
+    env = bootstrapped.bootstrap_env()
+    del env["GATE_CI_GATE_PASSWORD"]
+    result = subprocess.run([sys.executable, str(BOOTSTRAP), "--experiment", EXPERIMENT,
+                             "--model-name", MODEL, "--holdout-experiment", "squatted-holdout"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"ci-pr: no grant on experiment '{squatted}': revoked MANAGE" in result.stdout
+    assert "ci-gate: skipped (GATE_CI_GATE_PASSWORD is not set)" in result.stdout
+    assert effective(bootstrapped, "ci-promoter", "experiment", squatted) == "READ"
+    read = requests.get(f"{bootstrapped.tracking_uri}/api/2.0/mlflow/experiments/get",
+                        params={"experiment_id": squatted}, auth=pr, timeout=10)
+    assert read.status_code == 403
+    assert_no_password(bootstrapped, result)
 
 
 def test_admin_password_is_replaced(bootstrapped: Stack) -> None:  # noqa: F811

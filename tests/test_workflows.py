@@ -588,6 +588,35 @@ def test_only_pull_request_and_least_privilege() -> None:
         assert asked <= granted, (name, job_id)
 
 
+def test_least_privilege_the_gate_credential_reaches_the_gate_step_only() -> None:
+    """The gate's read-only user reads the sealed holdout: a step of the candidate's
+    code, or any other step, must never get it; the callers that check pass it."""
+    jobs = load(REUSABLE)["jobs"]
+    holders = [(job_id, step.get("name")) for job_id, job in jobs.items()
+               for step in job.get("steps", []) if "MLFLOW_GATE_" in json.dumps(step)]
+    assert holders == [("gate", "Gate")]
+    for job_id in CANDIDATE_JOBS:
+        assert "MLFLOW_GATE_" not in json.dumps(jobs[job_id])
+    env = next(step for step in jobs["gate"]["steps"] if step.get("name") == "Gate")["env"]
+    secrets = {"MLFLOW_TRACKING_USERNAME": "ci-pr", "MLFLOW_TRACKING_PASSWORD": "pr",
+               "MLFLOW_GATE_USERNAME": "ci-gate", "MLFLOW_GATE_PASSWORD": "gate"}
+    without = {k: v for k, v in secrets.items() if not k.startswith("MLFLOW_GATE_")}
+
+    def user(promote: bool, given: dict[str, str]) -> tuple[Any, Any]:
+        context = Context(github={}, env={}, inputs={"promote": promote}, secrets=given,
+                          vars={}, steps={}, runner={})
+        return tuple(context.evaluate(env[key].strip()[3:-2].strip()) for key in
+                     ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"))
+
+    assert user(False, secrets) == ("ci-gate", "gate")
+    assert user(True, secrets) == ("ci-pr", "pr")     # promoting: the environment's user
+    assert user(False, without) == ("ci-pr", "pr")
+    for name, job_id, job in _caller_jobs():
+        if name != MAIN_WORKFLOW:
+            assert job["secrets"]["MLFLOW_GATE_USERNAME"] == \
+                "${{ secrets.MLFLOW_GATE_USERNAME }}", (name, job_id)
+
+
 def test_the_three_workflows_call_the_reusable_one() -> None:
     calls = {(name, job["uses"]) for name, _, job in _caller_jobs()}
     assert calls == {(n, f"./.github/workflows/{REUSABLE}")

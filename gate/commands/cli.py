@@ -12,6 +12,7 @@ import os
 import sys
 from typing import Any, TYPE_CHECKING, Sequence
 
+from gate import contract
 from gate.commands import errors
 from gate.core import config as config_mod
 from gate.delivery import deliver, verdict_json
@@ -59,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageExit(line)
 
     def _cmd(self) -> str:
-        return self.prog.split()[-1] if " " in self.prog else ""
+        return self.prog.split(" ", 1)[1] if " " in self.prog else ""
 
 
 def version() -> str:
@@ -128,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--experiment", action="append", metavar="NAME",
                        help="experiment name or id, repeatable (default: model-gate)")
     prune.add_argument("--yes", action="store_true", help="delete (default: dry run)")
+
+    holdout = sub.add_parser("holdout", parents=[debug],
+                             help="sealed eval sets on the tracking server")
+    holdout_sub = holdout.add_subparsers(dest="holdout_command", required=True,
+                                         metavar="publish", parser_class=_Parser)
+    publish = holdout_sub.add_parser(
+        "publish", parents=[debug], help="store an eval set the gate can read and a pull "
+        "request cannot; prints the [eval] lines for gate.toml")
+    publish.add_argument("file", metavar="FILE", help="the rows: .csv or .parquet")
+    publish.add_argument("--target", required=True, metavar="COL", help="the label column")
+    publish.add_argument("--name", required=True, help="what the report calls it")
+    publish.add_argument("--experiment", default=contract.HOLDOUT_EXPERIMENT,
+                         help=f"the sealed experiment (default: {contract.HOLDOUT_EXPERIMENT})")
 
     skip = sub.add_parser("skip", parents=[debug], help="report that the gate did not run, and why")
     skip.add_argument("--reason", required=True)
@@ -208,6 +222,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _skip(args)
     if args.command == "prune":
         return _prune(args)
+    if args.command == "holdout":
+        return _holdout(args)
     cfg = config_mod.load(args.config).with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
@@ -256,6 +272,18 @@ def _prune(args: argparse.Namespace) -> int:
     report = prune_at(resolve_tracking_uri(), args.experiment or ["model-gate"],
                       args.older_than, args.keep, args.yes)
     print("\n".join(report.lines()))
+    return 0
+
+
+def _holdout(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from gate.commands.holdout import publish
+    from gate.mlflowstore.registry import Registry
+
+    published = publish(Registry(resolve_tracking_uri()), Path(args.file), args.target,
+                        args.name, args.experiment)
+    print("\n".join(published.lines()))
     return 0
 
 

@@ -70,13 +70,24 @@ class CompareConfig:
 class EvalConfig:
     """The pinned eval set: rows no candidate chose, read from the config's checkout."""
 
-    data: str = ""              # path relative to the config file; empty: not pinned
+    # a path relative to the config file, or an artifact on the tracking server (the
+    # sealed holdout `gate holdout publish` prints); empty: not pinned
+    data: str = ""
     target: str = ""
     digest: str = ""            # "sha256:<hex>": refuse the file if its content differs
     row_id: str = ""            # optional column of stable row ids
 
+    @property
+    def stored(self) -> bool:
+        """Whether `data` names an artifact on the tracking server, not a file here."""
+        return self.data.startswith(STORED_SCHEMES)
+
     def path(self, config_source: str) -> Path:
         return (Path(config_source).parent / self.data).resolve()
+
+
+# `[eval] data` read through the tracking server, with the gate's own credentials
+STORED_SCHEMES = ("runs:/", "mlflow-artifacts:/", "s3://")
 
 
 @dataclass(frozen=True)
@@ -345,8 +356,13 @@ def _check_eval(evaluation: EvalConfig, src: str) -> None:
     if not evaluation.target:
         raise ConfigError(f"{src}: eval.target is required with eval.data (its label column)")
     if Path(evaluation.data).suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ConfigError(f"{src}: eval.data must be a .csv or .parquet file, "
-                          f"not {evaluation.data!r}")
+        raise ConfigError(f"{src}: eval.data must be a .csv or .parquet file (or "
+                          f"{', '.join(STORED_SCHEMES)} URI of one), not {evaluation.data!r}")
+    if evaluation.stored and not evaluation.digest:
+        # a sealed set anyone with the right grant can replace is not tamper-evident
+        raise ConfigError(f"{src}: eval.digest is required when eval.data is on the "
+                          f"tracking server ({_shown(evaluation.data)}): set it to what "
+                          "`gate holdout publish` printed")
     digest = evaluation.digest
     if digest and not (digest.startswith("sha256:") and len(digest) == 71 and
                        all(c in "0123456789abcdef" for c in digest[7:])):

@@ -90,6 +90,24 @@ class Promotions(Protocol):
     def tag_run(self, run_id: str, tags: Mapping[str, str]) -> None: ...
 
 
+class Holdouts(Protocol):
+    """Sealed eval sets: runs of an experiment of their own, whose permissions let the
+    gate's identity read them and a pull request's not."""
+
+    def find(self, experiment: str, sha256: str) -> list[str]:
+        """The ids of the holdout runs of `experiment` tagged with content `sha256`,
+        newest first; none when the experiment does not exist."""
+        ...
+
+    def start(self, experiment: str, name: str, tags: Mapping[str, str]) -> str:
+        """The id of a new run `name` of `experiment` (created if missing), with `tags`."""
+        ...
+
+    def finish(self, run_id: str) -> None:
+        """Mark the run finished (its files and tags are written)."""
+        ...
+
+
 class Store(Reads, Protocol):
     """One model store: the reads, its artifacts and its writes."""
 
@@ -98,3 +116,6 @@ class Store(Reads, Protocol):
 
     @property
     def promotions(self) -> Promotions: ...
+
+    @property
+    def holdouts(self) -> Holdouts: ...

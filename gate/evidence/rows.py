@@ -15,7 +15,7 @@ from gate import contract
 from gate.evidence import evalset
 from gate.core.config import Config
 from gate.core.domain import Champion, RunInfo
-from gate.errors import InputError
+from gate.errors import InfraError, InputError
 from gate.core.ports import Store
 
 
@@ -62,6 +62,8 @@ class Chosen:
 
 def chosen_rows(store: Store, config: Config, champion: Champion | None,
                 cand_eval: RunEvaluation | None, work: Path) -> Chosen:
+    if config.eval.stored:
+        return _sealed_rows(store, config, work / "holdout")
     if config.eval.data:
         chosen = _pinned_rows(config)
         return Chosen(Rows(f"pinned eval set {config.eval.data}", len(chosen), chosen.sha256,
@@ -87,6 +89,40 @@ def _pinned_rows(config: Config) -> evalset.EvalRows:
         raise InputError(f"{what}: content differs from eval.digest (sha256 {rows.sha256[:16]}"
                          f"... is not {expected[:16]}...)")
     return rows
+
+
+def _sealed_rows(store: Store, config: Config, work: Path) -> Chosen:
+    """`[eval] data` on the tracking server: the sealed holdout `gate holdout publish`
+    stored (a `runs:/` URI), or any artifact URI. Read with the gate's credentials, which
+    a pull request's trainer does not hold, and checked against the digest, which the
+    config requires for these."""
+    uri = config.eval.data
+    name = uri.rpartition("/")[2]
+    what = f"[eval] data {uri} (in {config.source})"
+    parent = uri.rpartition("/")[0]
+    label = f"eval set {name}"
+    if uri.startswith("runs:/"):
+        run_id, _, path = uri.removeprefix("runs:/").partition("/")
+        if not run_id or not path.strip("/"):
+            raise InputError(f"{what}: a runs:/ URI is runs:/<run_id>/<path to the file>")
+        try:
+            run = store.run(run_id)
+        except InfraError as exc:
+            if "HTTP 403" not in str(exc):
+                raise
+            raise InfraError(f"{exc}: the sealed holdout is read by the gate's own user "
+                             "(ci-gate or ci-promoter), never by the trainer's") from None
+        parent = f"{run.artifact_uri.rstrip('/')}/{path.rpartition('/')[0]}".rstrip("/")
+        label = f"sealed holdout {run.tags.get(contract.TAG_HOLDOUT_NAME) or name}"
+    if store.artifacts.fetch(parent, (name,), str(work)) is None:
+        raise InputError(f"{what}: not found on the tracking server")
+    rows = evalset.eval_rows(work / name, config.eval.target, what, config.eval.row_id or None)
+    expected = config.eval.digest.removeprefix("sha256:")
+    if rows.sha256 != expected:
+        raise InputError(f"{what}: content differs from eval.digest (sha256 {rows.sha256[:16]}"
+                         f"... is not {expected[:16]}...)")
+    # the report's first lines say "Eval rows: sealed holdout NAME, N rows"
+    return Chosen(Rows(label, len(rows), rows.sha256, target=config.eval.target), rows)
 
 
 def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from gate import contract
 from gate.mlflowstore.artifacts import Artifacts
+from gate.mlflowstore.holdouts import Holdouts
 from gate.core.config import ModelConfig
 from gate.core.domain import Champion, RunInfo, VersionInfo
 from gate.errors import echo
@@ -32,13 +33,14 @@ __all__ = ["Registry", "Champion", "RunInfo", "VersionInfo", "mlflow_errors"]
 
 class Registry:
     """The gate's view of one tracking server: reads here, `promotions` for the writes,
-    `artifacts` for files."""
+    `artifacts` for files, `holdouts` for sealed eval sets."""
 
     def __init__(self, tracking_uri: str) -> None:
         self.session = Session(tracking_uri)
         self.uri = tracking_uri
         self.artifacts = Artifacts(self.session)
         self.promotions = Promotions(self.session, self)
+        self.holdouts = Holdouts(self.session)
 
     @property
     def uri_safe(self) -> str:
