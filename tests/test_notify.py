@@ -12,7 +12,8 @@ import pytest
 from mlflow import MlflowClient
 
 from gate.core import config as config_mod
-from gate.delivery import destinations
+from gate.core.redaction import scrub, secrets_in
+from gate.delivery import destinations, webhook
 from gate.delivery.outputs import Message, plain
 from gate.errors import ConfigError
 from gate.commands.cli import main
@@ -65,9 +66,11 @@ def test_one_message_for_each_verdict(local_store: Path, hook: Listener) -> None
     assert main(["rollback", "--model-name", MODEL, "--reason", "latency"]) == 0
     assert main(["skip", "--reason", "docs only", "--model-name", MODEL]) == 0
     assert main(["status", "--model-name", MODEL]) == 0          # not a verdict: silent
+    assert main(["promote", "--model-name", MODEL, "--run-id", worse, "--force",
+                 "--reason", "hotfix"]) == 0
     sent = texts(hook)
-    assert len(sent) == 7, sent
-    first_model, promoted, blocked, passed, promoted2, rolled, skipped = sent
+    assert len(sent) == 8, sent
+    first_model, promoted, blocked, passed, promoted2, rolled, skipped, forced = sent
     assert first_model.startswith(f":white_check_mark: *Model gate*: `{MODEL}` *first model* "
                                   "(no Production version yet)")
     assert "Run: `" in first_model and f"(`{first}`)" in first_model
@@ -78,6 +81,8 @@ def test_one_message_for_each_verdict(local_store: Path, hook: Listener) -> None
     assert rolled == (f":rewind: *Model gate*: `{MODEL}` *rolled back*: Production moved "
                       "from v2 back to v1\nReason: `latency`")
     assert skipped == f":fast_forward: *Model gate*: `{MODEL}` *skipped*\nReason: `docs only`"
+    assert "*promoted*: v3 is Production (replaces v1)" in forced
+    assert forced.endswith("Forced over a blocked verdict") and "Failed: `" in forced
     for body in hook.bodies:
         assert set(body) == {"text", "unfurl_links", "unfurl_media"}
     assert {r.headers["content-type"] for r in hook.requests} == {"application/json"}
@@ -153,6 +158,22 @@ def test_no_secret_in_any_body(local_store: Path, hook: Listener,
     assert "run ***" in raw and "token ***" in raw and "bad password *** ***" in raw
     captured = capsys.readouterr()
     assert "hooksecretpart" not in captured.out + captured.err
+
+
+def test_the_webhook_url_is_a_secret_masked_like_the_others() -> None:
+    url = "https://hooks.slack.com/services/T0/B0/abcdef"
+    assert url in secrets_in({"GATE_WEBHOOK_URL": url})
+    assert scrub(f"posting to {url} failed", {"GATE_WEBHOOK_URL": url}) == \
+        "posting to *** failed"
+
+
+def test_a_failed_promotion_is_an_error_not_a_pass() -> None:
+    data = {"status": "passed", "model_name": "m", "candidate_run_id": "r",
+            "champion_version": "1", "promoted_version": None, "failed_metrics": [],
+            "error": "another promotion of 'm' won the race"}
+    assert webhook.verdict_word(data) == "error"
+    text = webhook.text(data, webhook.Links())
+    assert "Error: `another promotion of 'm' won the race`" in text
 
 
 def test_links_to_the_run_the_version_and_the_pull_request(

@@ -139,7 +139,7 @@ class Webhook:
                               pull_request=webhook.pull_request_url(environ, number),
                               pr_number=number)
         # the message was redacted in deliver.send; the links are new text: again
-        body = scrub(json.dumps(webhook.payload(data, links)), environ)
+        body = scrub(json.dumps(webhook.payload(data, links)), environ).replace(self.url, "***")
         failure = post_json(self.url, body.encode("utf-8"), webhook_timeout(environ))
         if failure:
             print(f"gate: warning: webhook not delivered ({failure}); the verdict stands",

@@ -46,6 +46,8 @@ def verdict_word(data: Mapping[str, Any]) -> str:
         return status.replace("_", " ")
     if data.get("promoted_version"):
         return "promoted"
+    if data.get("error"):       # judged, then the promotion failed (exit 3)
+        return "error"
     return "first model" if status == "first_model" else status
 
 
