@@ -176,6 +176,15 @@ def test_a_failed_promotion_is_an_error_not_a_pass() -> None:
     assert "Error: `another promotion of 'm' won the race`" in text
 
 
+def test_a_baseline_is_not_called_production() -> None:
+    data = {"status": "passed", "model_name": "m", "candidate_run_id": "r",
+            "champion_version": "", "champion_found_by": "run"}
+    assert webhook.text(data, webhook.Links()).startswith(
+        ":white_check_mark: *Model gate*: `m` *passed* against a baseline run")
+    data.update(champion_version="3", champion_found_by="version")
+    assert "*passed* against baseline v3" in webhook.text(data, webhook.Links())
+
+
 def test_links_to_the_run_the_version_and_the_pull_request(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     event = tmp_path / "event.json"

@@ -91,6 +91,9 @@ def _versions(data: Mapping[str, Any], word: str, model: str, links: Links) -> s
     if word == "promoted":
         replaced = f" (replaces v{champion})" if champion else " (the first Production version)"
         return f": {_model_link(model, promoted, links)} is Production{replaced}"
+    found = data.get("champion_found_by")
+    if found in ("run", "version"):     # `check --against`: a baseline, not Production
+        return f" against baseline v{champion}" if champion else " against a baseline run"
     if word in ("skipped", "error") and not champion:
         return ""
     return f" against Production v{champion}" if champion else " (no Production version yet)"
