@@ -20,7 +20,8 @@ _ENV_TO_CLEAR = ("MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRAC
                  "MLFLOW_EXPERIMENT_NAME", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY",
                  "GITHUB_OUTPUT", "GITHUB_EVENT_PATH", "GITHUB_TOKEN", "GITHUB_REPOSITORY",
                  "GITHUB_SHA", "GITHUB_ACTOR", "GITHUB_ENV", "GITHUB_EVENT_NAME",
-                 "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "GITHUB_RUN_ID", "GITHUB_API_URL")
+                 "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "GITHUB_RUN_ID", "GITHUB_API_URL",
+                 "GATE_WEBHOOK_URL", "GITHUB_SERVER_URL")
 
 
 # Two marks sort the suite; `scripts/test.sh --fast` leaves both out. They are set here from
@@ -32,6 +33,7 @@ SERVER_FIXTURES = frozenset({
     "bootstrapped",     # the PostgreSQL + mlflow[auth] stack (tests/stack.py)
     "direct",           # moto_server and gate subprocesses (test_s3_direct)
     "pages",            # Chromium rendering the report (test_report_browser)
+    "webhook_server",   # a real `mlflow server` that delivers registry webhooks (test_relay)
 })
 SERVER_FILES = frozenset({"test_cli_server.py"})    # the gate as a process against a URL
 # `slow`: trains and gates against a real MLflow sqlite store (seconds a test), or runs

@@ -94,6 +94,7 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
     data = verdict_document(verdict, Facts(
         model_name=config.model.name, exit_code=outcome.exit_code,
         error=errors.error_line(error) if error else None, promoted_version=promoted,
+        candidate_run_name=candidate.name or None,
         notes=tuple(notes), eval_rows=gathered.eval_rows, data_changed=gathered.data_changed,
         forced=bool(forced and promoted),
         champion_found_by=champion.found_by if champion else None, champion_missing=missing,

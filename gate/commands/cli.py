@@ -198,14 +198,19 @@ def _error_verdict(args: argparse.Namespace | None, argv: Sequence[str] | None,
         command = next((t for t in tokens if not t.startswith("-")), None)
         path, run_id = _flag(tokens, "--json"), _flag(tokens, "--run-id")
         model = _flag(tokens, "--model-name")
-    if command not in ("check", "promote") or not path:
+    hook = getattr(args, "webhook_env", None) or deliver.Targets.webhook_env
+    path = path if command in ("check", "promote") else None
+    if command not in ("check", "promote", "rollback") or not (path or os.environ.get(hook)):
         return
     run_id, model = (errors.error_line(v) if v is not None else None for v in (run_id, model))
     document = verdict_json.error_document(failure.exit_code, failure.line,
                                            candidate_run_id=run_id, model_name=model)
+    # the JSON file and the team's webhook only: no step outputs or annotations
+    environ = {k: v for k, v in os.environ.items() if k not in ("GITHUB_OUTPUT", "GITHUB_ACTIONS")}
     with contextlib.suppress(GateError, OSError, ValueError):
-        deliver.send(Message(plain(""), data=document), deliver.Targets(json_path=path),
-                     model or "", environ={})
+        deliver.send(Message(plain(""), data=document),
+                     deliver.Targets(json_path=path, webhook_env=hook), model or "",
+                     environ=environ)
 
 
 def _flag(tokens: list[str], name: str) -> str | None:
@@ -234,6 +239,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     uri = resolve_tracking_uri()
     point_mlflow_at(uri)
     registry = Registry(uri)
+    args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -241,16 +247,20 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise InputError("--against compares with a baseline of your choice and never "
                              "promotes: drop --promote")
         return run_gate(registry, cfg, args.run_id, promote=args.promote,
-                        targets=deliver.targets_from(args), against=args.against).exit_code
+                        targets=_targets(args), against=args.against).exit_code
     if args.command == "promote":
         return _promote(args, registry, cfg)
     from gate.commands import history
 
     if args.command == "rollback":
-        targets = deliver.targets_from(args)
+        targets = _targets(args)
         deliver.preflight(targets)      # Production moves only when the outputs can be written
         return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
+
+
+def _targets(args: argparse.Namespace) -> deliver.Targets:
+    return deliver.targets_from(args, webhook_env=args.webhook_env)
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
@@ -261,7 +271,7 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) 
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
     run_id = args.run_id or registry.version(cfg.model.name, args.version).run_id
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
-    return run_gate(registry, cfg, run_id, promote=True, targets=deliver.targets_from(args),
+    return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
                     override_hint=hint).exit_code
 

@@ -64,7 +64,8 @@ def rollback(registry: Store, config: Config, reason: str | None, out: TextIO,
             f"v{current} to v{previous}\n")
     # The action's outputs: the version now in Production and the one it replaced.
     document = {"passed": True, "status": "rolled_back", "model_name": model.name,
-                "champion_version": current, "promoted_version": previous}
+                "champion_version": current, "promoted_version": previous,
+                "reason": reason or None}
     markdown = (f"Rolled back `{model.name}`: Production (`@{model.alias}`) moved from "
                 f"v{current} to v{previous}\n")
     deliver.send(Message(plain(line, markdown), data=document, outputs=step_outputs(document)),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import reprlib
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -91,6 +92,14 @@ STORED_SCHEMES = ("runs:/", "mlflow-artifacts:/", "s3://")
 
 
 @dataclass(frozen=True)
+class NotifyConfig:
+    """Where verdicts are announced: the environment variable holding the team's webhook
+    URL (a secret, so it never sits in the config itself)."""
+
+    webhook_url_env: str = "GATE_WEBHOOK_URL"
+
+
+@dataclass(frozen=True)
 class MetricRule:
     name: str
     direction: str
@@ -119,6 +128,7 @@ class Config:
     source: str = "gate.toml"
     eval: EvalConfig = field(default_factory=EvalConfig)
     primary_metric: str = field(default="")
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
     def with_model_name(self, name: str | None) -> "Config":
         if not name:
@@ -151,6 +161,9 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "digest": ((str,), False),
         "row_id": ((str,), False),
     },
+    "notify": {
+        "webhook_url_env": ((str,), False),
+    },
     "metric": {
         "direction": ((str,), True),
         "min": (_NUMBER, False),
@@ -162,7 +175,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pos_label": ((str, int), False),
     },
 }
-_TOP_LEVEL = ("model", "compare", "metrics", "eval")
+_TOP_LEVEL = ("model", "compare", "metrics", "eval", "notify")
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
                list: "array", dict: "table"}
 
@@ -211,8 +224,10 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     compare = CompareConfig(**compare_raw)
     metrics = _metrics(data.get("metrics", {}), source)
     evaluation = EvalConfig(**_section(data, "eval", source))
+    notify = NotifyConfig(**_section(data, "notify", source))
     config = Config(model=model, compare=compare, metrics=metrics, source=source,
-                    primary_metric=primary or metrics[0].name, eval=evaluation)
+                    primary_metric=primary or metrics[0].name, eval=evaluation,
+                    notify=notify)
     _check_values(config)
     # validated: the free strings become their enums (which still compare as strings)
     return replace(config, compare=replace(config.compare, policy=Policy(config.compare.policy)),
@@ -327,6 +342,11 @@ def _check_values(config: Config) -> None:
     if not config.model.alias.strip():
         raise ConfigError(f"{src}: model.alias must not be empty")
     _check_eval(config.eval, src)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", config.notify.webhook_url_env):
+        raise ConfigError(f"{src}: notify.webhook_url_env must name an environment variable "
+                          f"(e.g. \"TEAM_SLACK_WEBHOOK\"), not "
+                          f"{_shown(config.notify.webhook_url_env)}; the URL itself is a "
+                          "secret and belongs in the environment")
     names = {rule.name for rule in config.metrics}
     if config.primary_metric not in names:
         raise ConfigError(f"{src}: compare.primary_metric {_shown(config.primary_metric)} is not "

@@ -40,7 +40,8 @@ def secrets_in(environ: Mapping[str, str]) -> list[str]:
     """Every credential the tool can see, to be masked in GitHub's logs."""
     found = [environ.get(key, "") for key in
              ("GITHUB_TOKEN", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
-              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+              "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+             "GATE_WEBHOOK_URL")]     # whoever holds the webhook's URL posts to the channel
     uri = environ.get("MLFLOW_TRACKING_URI", "")
     if "@" in uri:
         password = urlsplit(uri).password

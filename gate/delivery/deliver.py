@@ -31,14 +31,17 @@ class Targets:
     comment: bool = False
     pr: int | None = None
     config_diff: str | None = None
+    # the variable holding the team's webhook URL ([notify] webhook_url_env)
+    webhook_env: str = destinations.DEFAULT_WEBHOOK_ENV
 
 
-def targets_from(args: Any, environ: Mapping[str, str] = os.environ) -> Targets:
+def targets_from(args: Any, environ: Mapping[str, str] = os.environ,
+                 webhook_env: str = destinations.DEFAULT_WEBHOOK_ENV) -> Targets:
     summary = getattr(args, "summary", None) or environ.get("GITHUB_STEP_SUMMARY") or None
     return Targets(json_path=getattr(args, "json", None), summary_path=summary,
                    comment=bool(getattr(args, "comment", False)),
                    pr=getattr(args, "pr", None),
-                   config_diff=getattr(args, "config_diff", None))
+                   config_diff=getattr(args, "config_diff", None), webhook_env=webhook_env)
 
 
 def preflight(targets: Targets, environ: Mapping[str, str] = os.environ) -> None:

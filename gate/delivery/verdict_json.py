@@ -20,6 +20,7 @@ class Facts:
     exit_code: int
     error: str | None = None            # the one-line error, redacted; None: no error
     candidate_run_id: str | None = None     # when there is no verdict to name it
+    candidate_run_name: str | None = None   # the run's name, as its author chose it
     promoted_version: str | None = None
     notes: tuple[str, ...] = ()
     eval_rows: int | None = None
@@ -38,6 +39,7 @@ def verdict_document(verdict: Verdict | None, facts: Facts) -> dict[str, Any]:
     document: dict[str, Any] = {
         "passed": False, "status": "error", "exit_code": facts.exit_code,
         "error": facts.error, "candidate_run_id": facts.candidate_run_id,
+        "candidate_run_name": facts.candidate_run_name,
         "champion_version": None, "promoted_version": facts.promoted_version,
         "policy": None, "paired": False, "fallback_reason": None, "failed_metrics": [],
         "metrics": [], "model_name": facts.model_name, "notes": list(facts.notes),
