@@ -102,7 +102,7 @@ class MemoryPromotions:
         return version
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,
-                      tags: Mapping[str, str]) -> None:
+                      tags: Mapping[str, str], stamp: str = contract.V_PROMOTED_AT) -> None:
         if self.before_move is not None:
             self.before_move()
         self.check_unchanged(model, expected)
@@ -113,7 +113,7 @@ class MemoryPromotions:
         if model.stage:
             entry.stage = model.stage
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        entry.tags[contract.V_PROMOTED_AT] = now
+        entry.tags[stamp] = now
         registered.tags[contract.M_CHAMPION] = version
 
     @contextlib.contextmanager
@@ -215,6 +215,9 @@ class MemoryStore:
             last = promoted[0]
         return (f"Production had versions; the '{model.alias}' alias is gone (the last "
                 f"version the gate promoted, v{last}, was deleted or the alias removed)")
+
+    def is_registered(self, name: str) -> bool:
+        return name in self.models
 
     def champion_version(self, model: ModelConfig) -> str | None:
         found = self._champion_version(model)

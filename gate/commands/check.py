@@ -87,7 +87,8 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
                   commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
                   trend=history, config=config,
                   override_hint=override_hint, trust_notes=trust_lines(gathered),
-                  models=model_lines(gathered, champion))
+                  models=model_lines(gathered, champion),
+                  local=os.environ.get("GITHUB_ACTIONS") != "true")
     report = render(verdict, ctx)
     outcome = Outcome(verdict, promoted, promote_error, forced=forced)
     error = _error_message(verdict, promote_error)
@@ -136,7 +137,8 @@ def model_lines(gathered: evidence.Gathered,
         if side is None:
             continue
         mark = "verified" if side.verified else "unverified"
-        lines.append((name, f"{side.model or 'no logged model'}, {mark}: {side.how}"))
+        model = side.model or ("no logged model" if side.model_read else "model not read")
+        lines.append((name, f"{model}, {mark}: {side.how}"))
     return lines
 
 

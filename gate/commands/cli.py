@@ -20,7 +20,7 @@ from gate import github
 from gate.github import runner_log
 from gate.errors import GateError, InputError
 from gate.core.redaction import secrets_in
-from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
+from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri, store_note
 
 if TYPE_CHECKING:
     from gate.core.ports import Store
@@ -85,10 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser, model_required: bool = False) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="gate.toml path")
-        p.add_argument("--model-name", required=model_required,
-                       help="registered model name (overrides [model] name)")
+        p.add_argument("--model-name", help="registered model name; overrides [model] name "
+                       "of --config (needed only when the config names none)")
 
     check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
     check.add_argument("--run-id", required=True, metavar="RUN_ID",
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs(check)
 
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
-    common(promote, model_required=True)
+    common(promote)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
     which.add_argument("--version")
@@ -113,11 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rollback = sub.add_parser("rollback", parents=[debug],
                               help="move Production back to the previous one")
-    common(rollback, model_required=True)
+    common(rollback)
     rollback.add_argument("--reason")
 
     status = sub.add_parser("status", parents=[debug], help="show the champion and its history")
-    common(status, model_required=True)
+    common(status)
     status.add_argument("--json", metavar="PATH")
 
     prune = sub.add_parser("prune", parents=[debug],
@@ -208,16 +208,20 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _skip(args)
     if args.command == "prune":
         return _prune(args)
-    cfg = config_mod.load(args.config).with_model_name(args.model_name)
+    configured = config_mod.load(args.config)
+    cfg = configured.with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
     from gate.mlflowstore.session import point_mlflow_at
     from gate.mlflowstore.registry import Registry
 
+    note = store_note()     # before point_mlflow_at, which may export the URI it sets
     uri = resolve_tracking_uri()
     point_mlflow_at(uri)
-    registry = Registry(uri)
+    registry = Registry(uri, note=note)
+    if args.command in ("check", "promote"):
+        _known_model(registry, cfg.model.name, configured)
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -235,6 +239,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         deliver.preflight(targets)      # Production moves only when the outputs can be written
         return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
+
+
+def _known_model(registry: Store, name: str, configured: config_mod.Config) -> None:
+    """A --model-name that is not the config's and names no registered model is a typo
+    far more often than a new model: judging it as a first model would pass anything,
+    and --promote would register a model nobody deploys."""
+    expected = configured.model.name
+    if expected and name != expected and not registry.is_registered(name):
+        raise InputError(f"model {name!r} is not registered ({configured.source} names "
+                         f"{expected!r}); check --model-name")
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:

@@ -62,7 +62,7 @@ class Promotions:
         return str(mv.version)
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,
-                      tags: Mapping[str, str]) -> None:
+                      tags: Mapping[str, str], stamp: str = contract.V_PROMOTED_AT) -> None:
         """Point the alias (and stage) at `version` if the champion is still `expected`.
 
         Tags describing the decision go on first; the alias moves last, and is read
@@ -82,7 +82,7 @@ class Promotions:
             if after != version:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
                                  f"Production is {_named(after)}, not v{version}")
-            self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
+            self.client.set_model_version_tag(model.name, version, stamp, now)
             # survives the version's deletion: a vanished alias is then told from none
             self.client.set_registered_model_tag(model.name, CHAMPION_TAG, version)
 

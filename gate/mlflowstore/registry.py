@@ -15,7 +15,7 @@ from gate import contract
 from gate.mlflowstore.artifacts import Artifacts
 from gate.core.config import ModelConfig
 from gate.core.domain import Champion, RunInfo, VersionInfo
-from gate.errors import echo
+from gate.errors import InputError, echo
 from gate.mlflowstore.session import Session, mlflow_errors, name_filter  # noqa: F401
 from gate.mlflowstore.promotion import Promotions
 
@@ -34,9 +34,11 @@ class Registry:
     """The gate's view of one tracking server: reads here, `promotions` for the writes,
     `artifacts` for files."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, note: str = "") -> None:
+        """`note`: why this store, for messages that name it (e.g. MLflow's default)."""
         self.session = Session(tracking_uri)
         self.uri = tracking_uri
+        self.note = note
         self.artifacts = Artifacts(self.session)
         self.promotions = Promotions(self.session, self)
 
@@ -49,9 +51,17 @@ class Registry:
         """The MlflowClient, for a caller with a question the gate has no words for."""
         return self.session.client
 
+    @property
+    def where(self) -> str:
+        """The store, redacted, and why it is this one: for "not found" messages."""
+        return self.uri_safe + (f" ({self.note})" if self.note else "")
+
     def run(self, run_id: str) -> RunInfo:
-        with self.session.errors(f"run '{echo(run_id)}'"):     # an id can be 10 KB of junk
-            run = self.session.client.get_run(run_id)
+        client = self.session.client
+        what = f"run '{echo(run_id)}'"      # an id can be 10 KB of junk
+        run = self.session.or_none(what, lambda: client.get_run(run_id))
+        if run is None:     # a trainer and the gate on different stores, most often
+            raise InputError(f"{what} not found in {self.where}")
         return _run_info(run)
 
     def champion(self, model: ModelConfig) -> Champion | None:
@@ -120,6 +130,9 @@ class Registry:
             if mv.current_stage == stage:
                 return str(mv.version), "stage"
         return None
+
+    def is_registered(self, name: str) -> bool:
+        return self.registered_model(name) is not None
 
     def registered_model(self, name: str) -> Any:
         client = self.session.client

@@ -51,6 +51,7 @@ class Context:
     # logged by the run (custom pyfunc)": what the verdict rests on is part of the verdict.
     trust_notes: Sequence[str] = ()
     models: Sequence[tuple[str, str]] = ()       # (role, description) e.g. flavor, verified
+    local: bool = False     # run by hand, not in CI: the next step is `--promote`
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
         nxt = f"Promoted: v{ctx.promoted_version} now holds `@{ctx.alias}`."
     elif ctx.promote_requested:
         nxt = "Already in Production: nothing to move."
+    elif ctx.local:
+        nxt = "Not promoted by this check: run it with `--promote` to promote it."
     else:
         nxt = "Not promoted by this check (promotion happens on the main branch)."
     if status == "first_model":
@@ -173,6 +176,9 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "champion_url": f"{ui}/#/models/{_path(ctx.model_name)}/versions/{champion.version}"
         if ui and champion and champion.version else "",
         "champion_found_by": champion.found_by if champion else "",
+        # `--against` compares with a baseline of the user's choice, not Production
+        "baseline": "Production" if champion is None or champion.found_by in
+        ("alias", "stage") else "Baseline",
         "commit": Untrusted.of(ctx.commit[:12]) if ctx.commit else "",
         "comparison": _comparison(verdict, ctx),
         "models": [{"role": _word(role), "description": Untrusted.of(desc, 80)}
