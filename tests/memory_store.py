@@ -92,7 +92,7 @@ class MemoryPromotions:
             raise InputError(f"run {run.run_id} logged no model: nothing to register")
         registered = self.store.models.setdefault(name, RegisteredModel(name))
         existing = [int(v.version) for v in registered.versions.values()
-                    if v.run_id == run.run_id]
+                    if v.source == f"models:/{run.model_id}"]
         if existing:
             return str(min(existing))
         version = str(len(registered.versions) + 1)
@@ -146,6 +146,7 @@ class MemoryStore:
         self.runs: dict[str, RunInfo] = {}
         self.models: dict[str, RegisteredModel] = {}
         self.logged_models: dict[str, Path] = {}
+        self.model_runs: dict[str, RunInfo] = {}    # logged models gated by --model-id
         self.clock = itertools.count(1)
         self.refuse_uploads = False
         self.artifacts = MemoryArtifacts(self)
@@ -188,6 +189,13 @@ class MemoryStore:
         if run_id not in self.runs:
             raise InputError(f"run '{run_id[:100]}' not found in {self.uri}")
         return self.runs[run_id]
+
+    def logged_model(self, model_id: str) -> RunInfo:
+        """A logged model as a candidate: one the store holds under `model_runs`
+        (added with `add_logged_model(run=...)`), else not there."""
+        if model_id not in self.model_runs:
+            raise InputError(f"logged model '{model_id[:100]}' not found in {self.uri}")
+        return self.model_runs[model_id]
 
     def champion(self, model: ModelConfig) -> Champion | None:
         found = self._champion_version(model)

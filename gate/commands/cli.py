@@ -43,6 +43,14 @@ EXIT_CODES = """exit codes (every command):
   3  infrastructure: MLflow or GitHub unreachable or refusing, Production moved"""
 
 
+# how alike (difflib's ratio) an unregistered --model-name and the config's name must be
+# to be taken for a typo: "diabets-regressor" is 0.97, "churn-classifier" 0.35
+TYPO_RATIO = 0.8
+
+MODEL_ID_HELP = ("an MLflow 3 logged model to judge instead of a run (models:/m-...): "
+                 "its own metrics, its files; registered by its id")
+
+
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # every command's --help ends with the exit codes, as the README's table
@@ -91,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "of --config (needed only when the config names none)")
 
     check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
-    check.add_argument("--run-id", required=True, metavar="RUN_ID",
-                       help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
+    judged = check.add_mutually_exclusive_group(required=True)
+    judged.add_argument("--run-id", metavar="RUN_ID",
+                        help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
+    judged.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     common(check)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
     check.add_argument("--against", metavar="RUN_ID|vN",
@@ -107,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
     which.add_argument("--version")
+    which.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     promote.add_argument("--force", action="store_true", help="override a failed gate")
     promote.add_argument("--reason", help="why (required with --force; recorded)")
     _outputs(promote)
@@ -228,8 +239,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.against is not None and args.promote:
             raise InputError("--against compares with a baseline of your choice and never "
                              "promotes: drop --promote")
-        return run_gate(registry, cfg, args.run_id, promote=args.promote,
-                        targets=deliver.targets_from(args), against=args.against).exit_code
+        return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
+                        targets=deliver.targets_from(args), against=args.against,
+                        model_id=_model_id(args.model_id)).exit_code
     if args.command == "promote":
         return _promote(args, registry, cfg)
     from gate.commands import history
@@ -242,11 +254,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def _known_model(registry: Store, name: str, configured: config_mod.Config) -> None:
-    """A --model-name that is not the config's and names no registered model is a typo
-    far more often than a new model: judging it as a first model would pass anything,
-    and --promote would register a model nobody deploys."""
+    """A --model-name close to the config's that names no registered model is a typo:
+    judging it as a first model would pass anything, and --promote would register a
+    model nobody deploys. A plainly different name is a new model on purpose."""
+    import difflib
+
     expected = configured.model.name
-    if expected and name != expected and not registry.is_registered(name):
+    if not expected or name == expected:
+        return
+    close = difflib.SequenceMatcher(None, name.lower(), expected.lower()).ratio()
+    if close >= TYPO_RATIO and not registry.is_registered(name):
         raise InputError(f"model {name!r} is not registered ({configured.source} names "
                          f"{expected!r}); check --model-name")
 
@@ -257,11 +274,18 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) 
     reason = (args.reason or "").strip()
     if args.force and not reason:
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
-    run_id = args.run_id or registry.version(cfg.model.name, args.version).run_id
+    model_id = _model_id(args.model_id)
+    run_id = args.run_id or ("" if model_id else
+                             registry.version(cfg.model.name, args.version).run_id)
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=deliver.targets_from(args),
                     force_reason=reason if args.force else None,
-                    override_hint=hint).exit_code
+                    override_hint=hint, model_id=model_id).exit_code
+
+
+def _model_id(given: str | None) -> str | None:
+    """`m-...`, also as `models:/m-...` (how MLflow prints it)."""
+    return given.strip().removeprefix("models:/") if given else None
 
 
 def _prune(args: argparse.Namespace) -> int:

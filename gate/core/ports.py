@@ -30,6 +30,12 @@ class Reads(Protocol):
 
     def run(self, run_id: str) -> RunInfo: ...
 
+    def logged_model(self, model_id: str) -> RunInfo:
+        """An MLflow 3 logged model (`m-...`) as a candidate: `model_id` set, its own
+        metrics, params and tags; `run_id` its source run's ("" when it has none), and
+        `artifact_uri` that run's artifact root, else the model's own location."""
+        ...
+
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias (else the legacy stage), or None."""
         ...

@@ -64,6 +64,18 @@ class Registry:
             raise InputError(f"{what} not found in {self.where}")
         return _run_info(run)
 
+    def logged_model(self, model_id: str) -> RunInfo:
+        client = self.session.client
+        what = f"logged model '{echo(model_id)}'"
+        found = self.session.or_none(what, lambda: client.get_logged_model(model_id))
+        if found is None:
+            raise InputError(f"{what} not found in {self.where}")
+        source = found.source_run_id
+        # a source run deleted since: the model stands alone, as one logged without a run
+        run = self.session.or_none(f"{what}'s run {source}", lambda: client.get_run(source),
+                                   not_there=("RESOURCE_DOES_NOT_EXIST",)) if source else None
+        return _model_info(found, run)
+
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias, else the one in the legacy stage, else None."""
         # the alias first: one request for the version where the model and then the
@@ -87,9 +99,12 @@ class Registry:
         info = _run_info(run) if run is not None else RunInfo(
             run_id=mv.run_id or "", name="", experiment_id="", metrics={}, params={},
             tags={}, artifact_uri="")
+        model_id = _logged_model_of(mv.source or "")
+        if not mv.run_id and model_id:     # registered from a logged model with no run
+            info = self.logged_model(model_id)
         return Champion(version=str(mv.version), run=info, found_by=found_by,
                         tags=dict(mv.tags or {}), source=mv.source or "",
-                        run_deleted=run is None)
+                        run_deleted=bool(mv.run_id) and run is None)
 
     def missing_champion(self, model: ModelConfig) -> str | None:
         """Why there is no champion although the gate promoted one before (its version
@@ -212,6 +227,24 @@ def _run_info(run: Any) -> RunInfo:
                    params=dict(data.params), tags=dict(data.tags),
                    artifact_uri=run.info.artifact_uri, start_time=run.info.start_time or 0,
                    model_id=_model_id(run))
+
+
+def _model_info(model: Any, run: Any) -> RunInfo:
+    """A logged model in the shape of a run (see `ports.Reads.logged_model`): the
+    latest value of each of its metrics, its source run's tags under its own."""
+    latest: dict[str, tuple[int, int, float]] = {}
+    for m in model.metrics or []:
+        mark = (m.step or 0, m.timestamp or 0, m.value)
+        if m.key not in latest or mark[:2] >= latest[m.key][:2]:
+            latest[m.key] = mark
+    tags = {**(run.data.tags if run is not None else {}), **(model.tags or {})}
+    return RunInfo(run_id=run.info.run_id if run is not None else "", name=model.name or "",
+                   experiment_id=str(model.experiment_id or ""),
+                   metrics={k: _unsaturated(v[2]) for k, v in latest.items()},
+                   params=dict(model.params or {}), tags=tags,
+                   artifact_uri=run.info.artifact_uri if run is not None
+                   else model.artifact_location or "",
+                   start_time=int(model.creation_timestamp or 0), model_id=model.model_id)
 
 
 def _unsaturated(value: float) -> float:

@@ -157,6 +157,7 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
     failed = [m.name for m in rows if m in named]
     champion = ctx.champion
     confidence = ctx.config.compare.confidence if ctx.config else None
+    judged = cand.run_id or cand.model_id or ""     # a logged model may have no run
     return {
         "marker_model": ctx.model_name,
         "title": title,
@@ -168,9 +169,11 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "trust_notes": [Untrusted.of(n, 200) for n in ctx.trust_notes],
         "model": Untrusted.of(ctx.model_name),
         "candidate": Untrusted.of(cand.name or cand.run_id),
-        "candidate_id": Untrusted.of(cand.run_id),
-        "candidate_short": Untrusted.of(cand.run_id[:8]),   # the full id: in the details
-        "candidate_url": f"{ui}/#/experiments/{cand.experiment_id}/runs/{cand.run_id}"
+        "candidate_id": Untrusted.of(judged),
+        # the full id: in the details
+        "candidate_short": Untrusted.of(judged[:8 if cand.run_id else 10]),
+        "candidate_url": f"{ui}/#/experiments/{cand.experiment_id}/"
+        + (f"runs/{cand.run_id}" if cand.run_id else f"models/{cand.model_id}")
         if ui else "",
         "champion": champion.label if champion else "none yet",
         "champion_url": f"{ui}/#/models/{_path(ctx.model_name)}/versions/{champion.version}"
