@@ -59,9 +59,13 @@ class Promotions:
                 return str(min(int(mv.version) for mv in existing))
             if self.reads.registered_model(name) is None:
                 self.client.create_registered_model(name)
-            mv = self.client.create_model_version(
-                name, source=f"models:/{run.model_id}", run_id=run.run_id or None,
-                model_id=run.model_id, await_creation_for=60)
+            if run.model_id.startswith("runs:/"):     # logged by an MLflow 2 client
+                mv = self.client.create_model_version(name, source=run.model_id,
+                                                      run_id=run.run_id, await_creation_for=60)
+            else:
+                mv = self.client.create_model_version(
+                    name, source=f"models:/{run.model_id}", run_id=run.run_id or None,
+                    model_id=run.model_id, await_creation_for=60)
         return str(mv.version)
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,

@@ -7,6 +7,7 @@ implement `gate.core.ports.Store`.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
 LEGACY_STAGE = "Production"
 
 VERSIONS_PAGE = 1000     # model versions per search request
+
+# what an MLflow 2 client records of the models a run logged (mlflow.utils.mlflow_tags)
+MODEL_HISTORY_TAG = "mlflow.log-model.history"
+RUNS_SCHEME = "runs:/"
 
 
 __all__ = ["Registry", "Champion", "RunInfo", "VersionInfo", "mlflow_errors"]
@@ -201,7 +206,10 @@ class Registry:
             lambda: client.get_model_version_download_uri(name, version)) or None
 
     def logged_model_location(self, model_id: str) -> str | None:
-        """Where an MLflow 3 logged model's files are stored; None if it is gone."""
+        """Where an MLflow 3 logged model's files are stored; None if it is gone. A
+        `runs:/` model (logged by an MLflow 2 client) is its own location."""
+        if model_id.startswith(RUNS_SCHEME):
+            return model_id
         client = self.session.client
         found = self.session.or_none(f"logged model {model_id}",
                                      lambda: client.get_logged_model(model_id))
@@ -254,9 +262,19 @@ def _unsaturated(value: float) -> float:
 
 
 def _model_id(run: Any) -> str | None:
+    """The run's last logged model: its MLflow 3 id, else (a run an MLflow 2 client logged,
+    which has no logged model) the `runs:/` URI of its last model, from the run's
+    model history tag: the store resolves either."""
     outputs = getattr(run, "outputs", None)
     models = getattr(outputs, "model_outputs", None) or []
-    return models[-1].model_id if models else None
+    if models:
+        return str(models[-1].model_id)
+    try:
+        history = json.loads(run.data.tags.get(MODEL_HISTORY_TAG) or "[]")
+        path = str(history[-1]["artifact_path"]) if isinstance(history, list) else ""
+    except (ValueError, RecursionError, IndexError, KeyError, TypeError):
+        return None
+    return f"runs:/{run.info.run_id}/{path.strip('/')}" if path.strip("/") else None
 
 
 def _logged_model_of(source: str) -> str | None:
