@@ -176,8 +176,8 @@ def test_runs_logged_by_an_mlflow_2_client_are_gated_promoted_and_rolled_back(
     assert main(["status", "--json", "status.json"]) == 0
     assert "Production (@production) is v1" in capsys.readouterr().out
     status = json.loads(Path("status.json").read_text())
-    assert [r["gate"] for r in status["versions"]] == ["passed (rolled back)",
-                                                      "first_model (restored)"]
+    gates = [r["gate"] for r in status["versions"]]
+    assert gates == ["passed (rolled back)", "first_model (restored)"]
 
 
 def test_an_mlflow_3_trainer_cannot_log_a_model_there_and_says_so(
