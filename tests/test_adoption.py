@@ -136,7 +136,7 @@ def test_mistyped_model_name_is_exit_2_and_registers_nothing(
     assert client().search_registered_models() == []
     # the config's own name, never registered yet, is a first model as before; so is a
     # plainly different name: a new model on purpose, not a typo
-    for name in ([], ["--model-name", "churn-classifier"]):
+    for name in ([], ["--model-name", "churn-classifier"], ["--model-name", f"test-{MODEL}"]):
         code, verdict = check(run_id, *name)
         assert code == 0 and verdict["status"] == "first_model"
 

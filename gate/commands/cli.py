@@ -43,9 +43,9 @@ EXIT_CODES = """exit codes (every command):
   3  infrastructure: MLflow or GitHub unreachable or refusing, Production moved"""
 
 
-# how alike (difflib's ratio) an unregistered --model-name and the config's name must be
-# to be taken for a typo: "diabets-regressor" is 0.97, "churn-classifier" 0.35
-TYPO_RATIO = 0.8
+# an unregistered --model-name this many edits (or fewer) from the config's name is taken
+# for a typo ("diabets-regressor"); "test-diabetes-regressor" is a new model on purpose
+TYPO_EDITS = 2
 
 MODEL_ID_HELP = ("an MLflow 3 logged model to judge instead of a run (models:/m-...): "
                  "its own metrics, its files; registered by its id")
@@ -257,15 +257,25 @@ def _known_model(registry: Store, name: str, configured: config_mod.Config) -> N
     """A --model-name close to the config's that names no registered model is a typo:
     judging it as a first model would pass anything, and --promote would register a
     model nobody deploys. A plainly different name is a new model on purpose."""
-    import difflib
-
     expected = configured.model.name
     if not expected or name == expected:
         return
-    close = difflib.SequenceMatcher(None, name.lower(), expected.lower()).ratio()
-    if close >= TYPO_RATIO and not registry.is_registered(name):
+    if _typo_of(name.lower(), expected.lower()) and not registry.is_registered(name):
         raise InputError(f"model {name!r} is not registered ({configured.source} names "
                          f"{expected!r}); check --model-name")
+
+
+def _typo_of(given: str, expected: str) -> bool:
+    """Whether `given` is at most TYPO_EDITS insertions, deletions or substitutions
+    away from `expected` (Levenshtein; lengths further apart are not, at no cost)."""
+    if abs(len(given) - len(expected)) > TYPO_EDITS:
+        return False
+    row = list(range(len(expected) + 1))
+    for i, a in enumerate(given, 1):
+        prev, row[0] = row[0], i
+        for j, b in enumerate(expected, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
+    return row[-1] <= TYPO_EDITS
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
