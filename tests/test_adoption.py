@@ -299,3 +299,13 @@ def test_a_logged_model_without_a_run_is_gated_and_promoted_by_its_id(
     line = one_line(capsys.readouterr().err)
     assert f"logged model 'm-0123456789abcdef' not found in sqlite:///{local_store}" in line
     assert len(client().search_model_versions(f"name = '{MODEL}'")) == 2
+
+
+@pytest.mark.parametrize("given, typo", [
+    ("diabets-regressor", True), ("daibetes-regressor", True), ("diabetes_regresor", True),
+    ("diabetes-regressor-v2", False), ("test-diabetes-regressor", False),
+    ("churn-classifier", False), ("x" * 10_000, False)])
+def test_a_typo_is_two_edits_at_most(given: str, typo: bool) -> None:
+    from gate.commands.naming import typo_of
+
+    assert typo_of(given, MODEL) is typo

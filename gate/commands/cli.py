@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, TYPE_CHECKING, Sequence
 
-from gate.commands import errors
+from gate.commands import errors, naming
 from gate.core import config as config_mod
 from gate.delivery import deliver, verdict_json
 from gate.delivery.outputs import Message, plain, step_outputs
@@ -42,10 +42,6 @@ EXIT_CODES = """exit codes (every command):
   2  bad input: usage, config, unknown run or model, a required metric missing
   3  infrastructure: MLflow or GitHub unreachable or refusing, Production moved"""
 
-
-# an unregistered --model-name this many edits (or fewer) from the config's name is taken
-# for a typo ("diabets-regressor"); "test-diabetes-regressor" is a new model on purpose
-TYPO_EDITS = 2
 
 MODEL_ID_HELP = ("an MLflow 3 logged model to judge instead of a run (models:/m-...): "
                  "its own metrics, its files; registered by its id")
@@ -232,7 +228,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     point_mlflow_at(uri)
     registry = Registry(uri, note=note)
     if args.command in ("check", "promote"):
-        _known_model(registry, cfg.model.name, configured)
+        naming.known_model(registry, cfg.model.name, configured)
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -251,31 +247,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         deliver.preflight(targets)      # Production moves only when the outputs can be written
         return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
-
-
-def _known_model(registry: Store, name: str, configured: config_mod.Config) -> None:
-    """A --model-name close to the config's that names no registered model is a typo:
-    judging it as a first model would pass anything, and --promote would register a
-    model nobody deploys. A plainly different name is a new model on purpose."""
-    expected = configured.model.name
-    if not expected or name == expected:
-        return
-    if _typo_of(name.lower(), expected.lower()) and not registry.is_registered(name):
-        raise InputError(f"model {name!r} is not registered ({configured.source} names "
-                         f"{expected!r}); check --model-name")
-
-
-def _typo_of(given: str, expected: str) -> bool:
-    """Whether `given` is at most TYPO_EDITS insertions, deletions or substitutions
-    away from `expected` (Levenshtein; lengths further apart are not, at no cost)."""
-    if abs(len(given) - len(expected)) > TYPO_EDITS:
-        return False
-    row = list(range(len(expected) + 1))
-    for i, a in enumerate(given, 1):
-        prev, row[0] = row[0], i
-        for j, b in enumerate(expected, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
-    return row[-1] <= TYPO_EDITS
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
