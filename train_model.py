@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 from gate import contract
 from gate.errors import GateError, InfraError, InputError
 from gate.mlflowstore.s3 import storage_error
+from gate.mlflowstore.session import OLD_SERVER, predates_logged_models
 from gate.evidence.loaders import TRUSTED_TYPES
 from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
 
@@ -213,6 +214,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 pip_requirements=[f"{pkg}=={version(pkg)}" for pkg in
                                   ("scikit-learn", "skops", "numpy", "pandas")])
     except MlflowException as exc:
+        if predates_logged_models(exc):
+            raise InfraError(f"MLflow at {_safe(uri)} {OLD_SERVER}: this MLflow "
+                             f"{mlflow.__version__} client cannot log a model there; log it "
+                             "with an MLflow 2 client, or upgrade the server") from None
         raise storage_error(exc, artifacts) or InfraError(
             f"MLflow at {_safe(uri)} refused the run: "
             f"{str(exc.message).splitlines()[0]}") from None

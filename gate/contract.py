@@ -75,6 +75,9 @@ V_RESTORED_FROM = "gate.restored_from"
 V_ROLLED_BACK_AT = "gate.rolled_back_at"
 V_ROLLBACK_REASON = "gate.rollback_reason"
 V_ROLLED_BACK_BY = "gate.rolled_back_by"
+# on the version a rollback restored: its promotion's own time and actor stay as they were
+V_RESTORED_AT = "gate.restored_at"
+V_RESTORED_BY = "gate.restored_by"
 # registered-model tags: the promotion lease, and the last version the gate promoted
 LOCK_TAG = "gate.lock"
 M_CHAMPION = "gate.champion"

@@ -29,4 +29,4 @@ step "better-model" 0 --n-estimators 50 --max-depth 4 --min-samples-leaf 5
 printf '\n==================== status ====================\n'
 "$py" -m gate status --model-name diabetes-regressor
 echo
-echo "demo: done. MLflow store: $PWD/mlruns.db (browse with: .venv/bin/mlflow ui --backend-store-uri sqlite:///$PWD/mlruns.db)"
+echo "demo: done. MLflow store: MLflow's default, $PWD/mlflow.db (browse with: cd $PWD && $root/.venv/bin/mlflow ui)"

@@ -34,6 +34,7 @@ SERVER_FIXTURES = frozenset({
     "direct",           # moto_server and gate subprocesses (test_s3_direct)
     "pages",            # Chromium rendering the report (test_report_browser)
     "webhook_server",   # a real `mlflow server` that delivers registry webhooks (test_relay)
+    "mlflow2_server",   # the last MLflow 2 server, from its own venv (test_mlflow2)
 })
 SERVER_FILES = frozenset({"test_cli_server.py"})    # the gate as a process against a URL
 # `slow`: trains and gates against a real MLflow sqlite store (seconds a test), or runs

@@ -92,7 +92,7 @@ class MemoryPromotions:
             raise InputError(f"run {run.run_id} logged no model: nothing to register")
         registered = self.store.models.setdefault(name, RegisteredModel(name))
         existing = [int(v.version) for v in registered.versions.values()
-                    if v.run_id == run.run_id]
+                    if v.source == f"models:/{run.model_id}"]
         if existing:
             return str(min(existing))
         version = str(len(registered.versions) + 1)
@@ -102,7 +102,7 @@ class MemoryPromotions:
         return version
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,
-                      tags: Mapping[str, str]) -> None:
+                      tags: Mapping[str, str], stamp: str = contract.V_PROMOTED_AT) -> None:
         if self.before_move is not None:
             self.before_move()
         self.check_unchanged(model, expected)
@@ -113,7 +113,7 @@ class MemoryPromotions:
         if model.stage:
             entry.stage = model.stage
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        entry.tags[contract.V_PROMOTED_AT] = now
+        entry.tags[stamp] = now
         registered.tags[contract.M_CHAMPION] = version
 
     @contextlib.contextmanager
@@ -172,6 +172,7 @@ class MemoryStore:
         self.runs: dict[str, RunInfo] = {}
         self.models: dict[str, RegisteredModel] = {}
         self.logged_models: dict[str, Path] = {}
+        self.model_runs: dict[str, RunInfo] = {}    # logged models gated by --model-id
         self.clock = itertools.count(1)
         self.refuse_uploads = False
         self.artifacts = MemoryArtifacts(self)
@@ -216,6 +217,13 @@ class MemoryStore:
             raise InputError(f"run '{run_id[:100]}' not found in {self.uri}")
         return self.runs[run_id]
 
+    def logged_model(self, model_id: str) -> RunInfo:
+        """A logged model as a candidate: one the store holds under `model_runs`
+        (added with `add_logged_model(run=...)`), else not there."""
+        if model_id not in self.model_runs:
+            raise InputError(f"logged model '{model_id[:100]}' not found in {self.uri}")
+        return self.model_runs[model_id]
+
     def champion(self, model: ModelConfig) -> Champion | None:
         found = self._champion_version(model)
         if found is None:
@@ -242,6 +250,9 @@ class MemoryStore:
             last = promoted[0]
         return (f"Production had versions; the '{model.alias}' alias is gone (the last "
                 f"version the gate promoted, v{last}, was deleted or the alias removed)")
+
+    def is_registered(self, name: str) -> bool:
+        return name in self.models
 
     def champion_version(self, model: ModelConfig) -> str | None:
         found = self._champion_version(model)

@@ -228,8 +228,9 @@ def test_ci_without_tracking_uri_is_exit_2(local_store: Path, monkeypatch: pytes
 
 def test_embedded_default_store_trains_gates_and_promotes(tmp_path: Path,
                                                           empty_store: Path) -> None:
-    """README's main job with no MLFLOW_TRACKING_URI at all, in fresh processes: the
-    embedded sqlite:///mlruns.db, where MLflow's own default store would be elsewhere."""
+    """README's main job with no MLFLOW_TRACKING_URI at all, in fresh processes: MLflow's
+    own default store (sqlite:///mlflow.db in the working directory), for the trainer and
+    the gate alike."""
     import json
     import shutil
     import subprocess
@@ -237,7 +238,7 @@ def test_embedded_default_store_trains_gates_and_promotes(tmp_path: Path,
 
     from tests.conftest import ROOT
 
-    shutil.copy(empty_store, tmp_path / "mlruns.db")      # migrated: saves ~10 s
+    shutil.copy(empty_store, tmp_path / "mlflow.db")      # migrated: saves ~10 s
     (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING",
                                                                     "GITHUB_"))}

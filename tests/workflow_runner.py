@@ -900,7 +900,7 @@ class WorkflowRunner:
             shutil.rmtree(target)
         shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__",
-                                                      "mlruns", "mlruns.db"))
+                                                      "mlruns", "mlruns.db", "mlflow.db"))
 
     def _upload(self, with_values: Mapping[str, str], state: _JobState, name: str,
                 step_id: str | None) -> StepResult:

@@ -50,11 +50,12 @@ class Outcome:
 
 def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
-             override_hint: str = "", against: str | None = None) -> Outcome:
-    """Judge one run against the champion (or the `against` baseline, never promoted);
-    promote when asked and allowed."""
+             override_hint: str = "", against: str | None = None,
+             model_id: str | None = None) -> Outcome:
+    """Judge one run (or, with `model_id`, a logged model) against the champion (or the
+    `against` baseline, never promoted); promote when asked and allowed."""
     deliver.preflight(targets)      # an unwritable output fails before any work
-    candidate = registry.run(run_id)
+    candidate = registry.logged_model(model_id) if model_id else registry.run(run_id)
     missing: str | None = None
     early: list[str] = []
     champion: Champion | None
@@ -87,12 +88,14 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
                   commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
                   trend=history, config=config,
                   override_hint=override_hint, trust_notes=trust_lines(gathered),
-                  models=model_lines(gathered, champion))
+                  models=model_lines(gathered, champion),
+                  local=os.environ.get("GITHUB_ACTIONS") != "true")
     report = render(verdict, ctx)
     outcome = Outcome(verdict, promoted, promote_error, forced=forced)
     error = _error_message(verdict, promote_error)
     data = verdict_document(verdict, Facts(
         model_name=config.model.name, exit_code=outcome.exit_code,
+        candidate_model_id=candidate.model_id,
         error=errors.error_line(error) if error else None, promoted_version=promoted,
         candidate_run_name=candidate.name or None,
         notes=tuple(notes), eval_rows=gathered.eval_rows, data_changed=gathered.data_changed,
@@ -137,7 +140,8 @@ def model_lines(gathered: evidence.Gathered,
         if side is None:
             continue
         mark = "verified" if side.verified else "unverified"
-        lines.append((name, f"{side.model or 'no logged model'}, {mark}: {side.how}"))
+        model = side.model or ("no logged model" if side.model_read else "model not read")
+        lines.append((name, f"{model}, {mark}: {side.how}"))
     return lines
 
 
@@ -206,13 +210,24 @@ def promote_gathered(registry: Store, config: Config, candidate: RunInfo,
 def _register(registry: Store, model: ModelConfig, candidate: RunInfo,
               champion: Champion | None) -> str | None:
     """The candidate's version, registered if need be; None if it is Production."""
-    if champion is not None and champion.run.run_id == candidate.run_id:
+    if champion is not None and _holds(champion, candidate):
         return None
     expected = champion.version if champion else None
     # cheap re-read first, so a lost race creates no version at all
     registry.promotions.check_unchanged(model, expected)
     version = registry.promotions.register(model.name, candidate)
     return None if expected == version else version
+
+
+def _holds(champion: Champion, candidate: RunInfo) -> bool:
+    """Whether the champion is the candidate's model (the same run, for a version
+    registered from a run's path)."""
+    source = champion.source
+    held = source.removeprefix("models:/") if source.startswith("models:/m-") else \
+        champion.run.model_id
+    if held and candidate.model_id:
+        return held == candidate.model_id
+    return bool(candidate.run_id) and champion.run.run_id == candidate.run_id
 
 
 def _decision_tags(candidate: RunInfo, champion: Champion | None, verdict: Verdict,
@@ -265,6 +280,10 @@ def _evidence_tags(registry: Store, candidate: RunInfo, gathered: evidence.Gathe
     cache = gathered.cache
     if cache is None:
         return tags, ()
+    if not candidate.run_id:    # a logged model with no run: nowhere the promoter owns
+        return tags, ("the gate's predictions of this version were not kept (a logged "
+                      "model with no run has nowhere to keep them): the next check scores "
+                      "it again",)
     from pathlib import Path
 
     with temp_dir() as tmp:

@@ -13,7 +13,7 @@ import sys
 from typing import Any, TYPE_CHECKING, Sequence
 
 from gate import contract
-from gate.commands import errors
+from gate.commands import errors, naming
 from gate.core import config as config_mod
 from gate.delivery import deliver, verdict_json
 from gate.delivery.outputs import Message, plain, step_outputs
@@ -21,7 +21,7 @@ from gate import github
 from gate.github import runner_log
 from gate.errors import GateError, InputError
 from gate.core.redaction import secrets_in
-from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri
+from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_uri, store_note
 
 if TYPE_CHECKING:
     from gate.core.ports import Store
@@ -42,6 +42,10 @@ EXIT_CODES = """exit codes (every command):
   1  blocked: a regression or a threshold failed; nothing was promoted
   2  bad input: usage, config, unknown run or model, a required metric missing
   3  infrastructure: MLflow or GitHub unreachable or refusing, Production moved"""
+
+
+MODEL_ID_HELP = ("an MLflow 3 logged model to judge instead of a run (models:/m-...): "
+                 "its own metrics, its files; registered by its id")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,14 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser, model_required: bool = False) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="gate.toml path")
-        p.add_argument("--model-name", required=model_required,
-                       help="registered model name (overrides [model] name)")
+        p.add_argument("--model-name", help="registered model name; overrides [model] name "
+                       "of --config (needed only when the config names none)")
 
     check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
-    check.add_argument("--run-id", required=True, metavar="RUN_ID",
-                       help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
+    judged = check.add_mutually_exclusive_group(required=True)
+    judged.add_argument("--run-id", metavar="RUN_ID",
+                        help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
+    judged.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     common(check)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
     check.add_argument("--against", metavar="RUN_ID|vN",
@@ -104,21 +110,22 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs(check)
 
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
-    common(promote, model_required=True)
+    common(promote)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
     which.add_argument("--version")
+    which.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     promote.add_argument("--force", action="store_true", help="override a failed gate")
     promote.add_argument("--reason", help="why (required with --force; recorded)")
     _outputs(promote)
 
     rollback = sub.add_parser("rollback", parents=[debug],
                               help="move Production back to the previous one")
-    common(rollback, model_required=True)
+    common(rollback)
     rollback.add_argument("--reason")
 
     status = sub.add_parser("status", parents=[debug], help="show the champion and its history")
-    common(status, model_required=True)
+    common(status)
     status.add_argument("--json", metavar="PATH")
 
     prune = sub.add_parser("prune", parents=[debug],
@@ -229,25 +236,30 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _prune(args)
     if args.command == "holdout":
         return _holdout(args)
-    cfg = config_mod.load(args.config).with_model_name(args.model_name)
+    configured = config_mod.load(args.config)
+    cfg = configured.with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
     from gate.mlflowstore.session import point_mlflow_at
     from gate.mlflowstore.registry import Registry
 
+    note = store_note()     # before point_mlflow_at, which may export the URI it sets
     uri = resolve_tracking_uri()
     point_mlflow_at(uri)
-    registry = Registry(uri)
+    registry = Registry(uri, note=note)
     args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
+    if args.command in ("check", "promote"):
+        naming.known_model(registry, cfg.model.name, configured)
     if args.command == "check":
         from gate.commands.check import run_gate
 
         if args.against is not None and args.promote:
             raise InputError("--against compares with a baseline of your choice and never "
                              "promotes: drop --promote")
-        return run_gate(registry, cfg, args.run_id, promote=args.promote,
-                        targets=_targets(args), against=args.against).exit_code
+        return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
+                        targets=_targets(args), against=args.against,
+                        model_id=_model_id(args.model_id)).exit_code
     if args.command == "promote":
         return _promote(args, registry, cfg)
     from gate.commands import history
@@ -269,11 +281,18 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) 
     reason = (args.reason or "").strip()
     if args.force and not reason:
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
-    run_id = args.run_id or registry.version(cfg.model.name, args.version).run_id
+    model_id = _model_id(args.model_id)
+    run_id = args.run_id or ("" if model_id else
+                             registry.version(cfg.model.name, args.version).run_id)
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
-                    override_hint=hint).exit_code
+                    override_hint=hint, model_id=model_id).exit_code
+
+
+def _model_id(given: str | None) -> str | None:
+    """`m-...`, also as `models:/m-...` (how MLflow prints it)."""
+    return given.strip().removeprefix("models:/") if given else None
 
 
 def _prune(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, TextIO
+from typing import Any, Mapping, TextIO
 
 from gate import contract
 from gate.delivery import deliver
@@ -55,7 +55,8 @@ def rollback(registry: Store, config: Config, reason: str | None, out: TextIO,
     with registry.promotions.promotion_lock(model.name):
         registry.promotions.move_champion(
             model, previous, current,
-            {contract.V_RESTORED_FROM: current, contract.V_ACTOR: actor()})
+            {contract.V_RESTORED_FROM: current, contract.V_RESTORED_BY: actor()},
+            stamp=contract.V_RESTORED_AT)
     registry.promotions.tag_version(model.name, current, {
         contract.V_ROLLED_BACK_AT: now,
         contract.V_ROLLBACK_REASON: (reason or "none given")[:500],
@@ -77,8 +78,7 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[st
     values = metrics_from_tag(info.tags.get(contract.V_METRICS))
     marker = " ◀" if info.version == champion else ""
     row = {"version": f"v{info.version}{marker}", "aliases": ",".join(info.aliases) or "-",
-           "gate": info.tags.get(contract.V_STATUS, "-") +
-           (" (rolled back)" if contract.V_ROLLED_BACK_AT in info.tags else ""),
+           "gate": info.tags.get(contract.V_STATUS, "-") + _fate(info.tags),
            "promoted at": info.tags.get(contract.V_PROMOTED_AT, "-"),
            "replaced": _version_cell(info.tags.get(contract.V_CHAMPION)),
            "commit": info.tags.get(contract.V_COMMIT, "-")[:10]}
@@ -86,6 +86,14 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str]) -> dict[st
         value = values.get(name)
         row[name] = f"{value:.4f}" if value is not None else "-"
     return row
+
+
+def _fate(tags: Mapping[str, str]) -> str:
+    """What happened to a version after its promotion, newest last."""
+    events = sorted((tags[key], word) for key, word in
+                    ((contract.V_ROLLED_BACK_AT, "rolled back"),
+                     (contract.V_RESTORED_AT, "restored")) if key in tags)
+    return f" ({', '.join(word for _, word in events)})" if events else ""
 
 
 def _version_cell(version: str | None) -> str:

@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Mapping, Protocol, Sequence
 
+from gate import contract
 from gate.core.config import ModelConfig
 from gate.core.domain import Champion, RunInfo, VersionInfo
 
@@ -29,6 +30,12 @@ class Reads(Protocol):
 
     def run(self, run_id: str) -> RunInfo: ...
 
+    def logged_model(self, model_id: str) -> RunInfo:
+        """An MLflow 3 logged model (`m-...`) as a candidate: `model_id` set, its own
+        metrics, params and tags; `run_id` its source run's ("" when it has none), and
+        `artifact_uri` that run's artifact root, else the model's own location."""
+        ...
+
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias (else the legacy stage), or None."""
         ...
@@ -38,6 +45,10 @@ class Reads(Protocol):
         ...
 
     def champion_version(self, model: ModelConfig) -> str | None: ...
+
+    def is_registered(self, name: str) -> bool:
+        """Whether a registered model `name` exists (with or without versions)."""
+        ...
 
     def versions(self, name: str, newest: int | None = None) -> list[VersionInfo]:
         """The model's versions, newest first; with `newest`, at most that many."""
@@ -77,8 +88,9 @@ class Promotions(Protocol):
         ...
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,
-                      tags: Mapping[str, str]) -> None:
-        """Tag `version`, then point the alias at it if the champion is still `expected`."""
+                      tags: Mapping[str, str], stamp: str = contract.V_PROMOTED_AT) -> None:
+        """Tag `version`, then point the alias at it if the champion is still `expected`;
+        the time it moved goes into the tag `stamp` (a rollback keeps the promotion's)."""
         ...
 
     def promotion_lock(self, name: str) -> AbstractContextManager[None]:

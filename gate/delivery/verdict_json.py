@@ -21,6 +21,7 @@ class Facts:
     error: str | None = None            # the one-line error, redacted; None: no error
     candidate_run_id: str | None = None     # when there is no verdict to name it
     candidate_run_name: str | None = None   # the run's name, as its author chose it
+    candidate_model_id: str | None = None   # the logged model judged (`m-...`), if known
     promoted_version: str | None = None
     notes: tuple[str, ...] = ()
     eval_rows: int | None = None
@@ -49,9 +50,11 @@ def verdict_document(verdict: Verdict | None, facts: Facts) -> dict[str, Any]:
         "candidate_model": _copy(facts.candidate_model),
         "champion_model": _copy(facts.champion_model), "eval_set": _copy(facts.eval_set),
         "blocked_by": [], "champion_missing": facts.champion_missing,
-        "blocked_reason": None}
+        "blocked_reason": None, "candidate_model_id": facts.candidate_model_id}
     if verdict is not None:     # the keys keep their places: a dict update
         document.update(_judged(verdict))
+    # a logged model with no run (`--model-id`): no run id, rather than an empty one
+    document["candidate_run_id"] = document["candidate_run_id"] or None
     return document
 
 

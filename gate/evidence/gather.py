@@ -84,7 +84,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                                  f"run {candidate.run_id}")
             chosen = rowsource.chosen_rows(store, config, champion, cand_eval, work)
         except Fallback as why:
-            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed)
+            return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
+                             data_changed)
         rows, eval_rows = chosen.rows, chosen.eval_rows
         notes.extend(chosen.notes)
         notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
@@ -93,7 +94,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             cand = scoring.predictions(cand_model, cand_eval, eval_rows, task, "candidate",
                                        "the candidate")
         except Fallback as why:
-            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed, rows)
+            return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
+                             data_changed, rows)
         common: dict[str, Any] = {
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
@@ -113,7 +115,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                                      work, chosen.champion_eval)
             paired = scoring.paired(config, eval_rows.y, champ.outputs, cand.outputs, task)
         except Fallback as why:
-            return _fallback(base, str(why), tuple(notes), candidate, flavor, data_changed, rows)
+            return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
+                             data_changed, rows)
     unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
@@ -123,8 +126,11 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
 
 
 def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,
-              flavor: str, data_changed: bool, rows: Rows | None = None) -> Gathered:
-    champion_known = base.get("champion_version") is not None
+              champion: Champion | None, flavor: str, data_changed: bool,
+              rows: Rows | None = None) -> Gathered:
+    champion_known = champion is not None
+    # the champion's model was not read: its flavor as recorded at its promotion, if any
+    champ_flavor = champion.tags.get(contract.V_FLAVOR, "") if champion else ""
     evidence = Evidence(**base, fallback_reason=reason, candidate_verified=False,
                         champion_verified=False if champion_known else None,
                         candidate_flavor=flavor)
@@ -133,7 +139,8 @@ def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candida
                     (*notes, f"compared logged metrics (not the same rows): {reason}"),
                     rows.count if rows else _rows_tag(candidate), data_changed,
                     Side("candidate", flavor, False, how),
-                    Side("champion", "", False, how) if champion_known else None, rows)
+                    Side("champion", champ_flavor, False, how, model_read=bool(champ_flavor))
+                    if champion_known else None, rows)
 
 
 def digest_changes(candidate: RunInfo, champion: Champion | None) -> tuple[DigestChange, ...]:

@@ -130,6 +130,9 @@ def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:
     digest; for a version promoted before digests were recorded, its run's own."""
     tags = champion.tags
     label = champion.label
+    # `--against` names a baseline that need not be Production, nor ever promoted
+    production = champion.found_by in ("alias", "stage")
+    whose = f"Production {label}" if production else label
     recorded_uri, recorded_sha = tags.get(contract.V_EVAL_URI), tags.get(contract.V_EVAL_SHA)
     target = tags.get(contract.V_EVAL_TARGET, "")
     if recorded_uri and recorded_sha and target:
@@ -143,15 +146,16 @@ def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:
             raise InputError(f"{what} changed after its promotion (sha256 {rows.sha256[:12]}"
                              f"... is not the recorded {recorded_sha[:12]}...): refusing to "
                              "compare on them; pin [eval] data, or promote again")
-        return Chosen(Rows(f"Production {label}'s eval rows", len(rows), rows.sha256,
+        return Chosen(Rows(f"{whose}'s eval rows", len(rows), rows.sha256,
                            recorded_uri, target), rows)
     logged = run_evaluation(store, champion.run, work, f"{label}'s run")
     if logged is None:
         raise Fallback(f"{label} logged no eval rows and no [eval] data is pinned")
-    note = (f"Production {label}'s eval rows are not tamper-evident: it was promoted "
-            "before the gate recorded their digest")
-    return Chosen(Rows(f"Production {label}'s eval rows (unchecked)", len(logged.rows),
-                       logged.rows.sha256, logged.uri, logged.target), logged.rows, (note,),
+    promoted = production or contract.V_PROMOTED_AT in tags
+    notes = (f"{whose}'s eval rows are not tamper-evident: it was promoted before the gate "
+             "recorded their digest",) if promoted else ()
+    return Chosen(Rows(f"{whose}'s eval rows (unchecked)", len(logged.rows),
+                       logged.rows.sha256, logged.uri, logged.target), logged.rows, notes,
                   champion_eval=logged)
 
 

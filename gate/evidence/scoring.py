@@ -31,6 +31,9 @@ class Side:
     flavor: str = ""            # flavor:format, "" when the run logged no model
     verified: bool = False      # predictions computed by the gate (now or at promotion)
     how: str = ""               # "computed by the gate", "cached at promotion", "logged"
+    # the gate read the model's MLmodel (or a tag recorded when it did): an empty flavor
+    # then means no logged model; otherwise it is only not known
+    model_read: bool = True
 
     @property
     def model(self) -> str:
@@ -184,8 +187,9 @@ def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRow
         return None, (f"{champion.label}'s cached predictions do not match their recorded "
                       "digest: ignored, the model is scored again",)
     p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
-    side = Side("champion", champion.tags.get(contract.V_FLAVOR, ""), True,
-                "cached at its promotion (digest checked)")
+    flavor = champion.tags.get(contract.V_FLAVOR, "")
+    side = Side("champion", flavor, True, "cached at its promotion (digest checked)",
+                model_read=bool(flavor))
     return Predicted(loaders.Outputs(p.values, p.proba, p.classes), side), ()
 
 

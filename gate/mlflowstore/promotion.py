@@ -46,23 +46,30 @@ class Promotions:
         self.client = session.client
 
     def register(self, name: str, run: RunInfo) -> str:
-        """The run's model as a version of `name`; the same run never becomes two."""
+        """The run's model as a version of `name`; the same model never becomes two."""
         if not run.model_id:
             raise InputError(f"run {run.run_id} logged no model: nothing to register")
-        with self.session.errors(f"registering run {run.run_id} as model {name!r}", EDIT):
-            existing = [mv for mv in self.client.search_model_versions(
-                f"{name_filter(name)} and run_id = '{quote(run.run_id)}'") if mv.name == name]
+        what = f"run {run.run_id}" if run.run_id else f"logged model {run.model_id}"
+        wanted = name_filter(name) + (f" and run_id = '{quote(run.run_id)}'"
+                                      if run.run_id else "")
+        with self.session.errors(f"registering {what} as model {name!r}", EDIT):
+            existing = [mv for mv in self.client.search_model_versions(wanted)
+                        if mv.name == name and same_model(mv, run)]
             if existing:
                 return str(min(int(mv.version) for mv in existing))
             if self.reads.registered_model(name) is None:
                 self.client.create_registered_model(name)
-            mv = self.client.create_model_version(
-                name, source=f"models:/{run.model_id}", run_id=run.run_id,
-                model_id=run.model_id, await_creation_for=60)
+            if run.model_id.startswith("runs:/"):     # logged by an MLflow 2 client
+                mv = self.client.create_model_version(name, source=run.model_id,
+                                                      run_id=run.run_id, await_creation_for=60)
+            else:
+                mv = self.client.create_model_version(
+                    name, source=f"models:/{run.model_id}", run_id=run.run_id or None,
+                    model_id=run.model_id, await_creation_for=60)
         return str(mv.version)
 
     def move_champion(self, model: ModelConfig, version: str, expected: str | None,
-                      tags: Mapping[str, str]) -> None:
+                      tags: Mapping[str, str], stamp: str = contract.V_PROMOTED_AT) -> None:
         """Point the alias (and stage) at `version` if the champion is still `expected`.
 
         Tags describing the decision go on first; the alias moves last, and is read
@@ -82,7 +89,7 @@ class Promotions:
             if after != version:
                 raise InfraError(f"another promotion of {model.name!r} won the race: "
                                  f"Production is {_named(after)}, not v{version}")
-            self.client.set_model_version_tag(model.name, version, contract.V_PROMOTED_AT, now)
+            self.client.set_model_version_tag(model.name, version, stamp, now)
             # survives the version's deletion: a vanished alias is then told from none
             self.client.set_registered_model_tag(model.name, CHAMPION_TAG, version)
 
@@ -139,6 +146,17 @@ class Promotions:
                                  "EDIT on the run's experiment (the log-runs user has it)"):
             for key, value in tags.items():
                 self.client.set_tag(run_id, key, value)
+
+
+def same_model(mv: Any, run: RunInfo) -> bool:
+    """Whether version `mv` holds the candidate's model: the same logged model where the
+    version names one, else (registered from a run's path) the same run."""
+    source = mv.source or ""
+    model_id = getattr(mv, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else None)
+    if model_id:
+        return bool(model_id == run.model_id)
+    return bool(run.run_id) and mv.run_id == run.run_id
 
 
 def _expired(lease: str) -> bool:

@@ -7,6 +7,7 @@ implement `gate.core.ports.Store`.
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ from gate.mlflowstore.artifacts import Artifacts
 from gate.mlflowstore.holdouts import Holdouts
 from gate.core.config import ModelConfig
 from gate.core.domain import Champion, RunInfo, VersionInfo
-from gate.errors import echo
+from gate.errors import InputError, echo
 from gate.mlflowstore.session import Session, mlflow_errors, name_filter  # noqa: F401
 from gate.mlflowstore.promotion import Promotions
 
@@ -27,6 +28,10 @@ LEGACY_STAGE = "Production"
 
 VERSIONS_PAGE = 1000     # model versions per search request
 
+# what an MLflow 2 client records of the models a run logged (mlflow.utils.mlflow_tags)
+MODEL_HISTORY_TAG = "mlflow.log-model.history"
+RUNS_SCHEME = "runs:/"
+
 
 __all__ = ["Registry", "Champion", "RunInfo", "VersionInfo", "mlflow_errors"]
 
@@ -35,9 +40,11 @@ class Registry:
     """The gate's view of one tracking server: reads here, `promotions` for the writes,
     `artifacts` for files, `holdouts` for sealed eval sets."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, note: str = "") -> None:
+        """`note`: why this store, for messages that name it (e.g. MLflow's default)."""
         self.session = Session(tracking_uri)
         self.uri = tracking_uri
+        self.note = note
         self.artifacts = Artifacts(self.session)
         self.promotions = Promotions(self.session, self)
         self.holdouts = Holdouts(self.session)
@@ -51,10 +58,30 @@ class Registry:
         """The MlflowClient, for a caller with a question the gate has no words for."""
         return self.session.client
 
+    @property
+    def where(self) -> str:
+        """The store, redacted, and why it is this one: for "not found" messages."""
+        return self.uri_safe + (f" ({self.note})" if self.note else "")
+
     def run(self, run_id: str) -> RunInfo:
-        with self.session.errors(f"run '{echo(run_id)}'"):     # an id can be 10 KB of junk
-            run = self.session.client.get_run(run_id)
+        client = self.session.client
+        what = f"run '{echo(run_id)}'"      # an id can be 10 KB of junk
+        run = self.session.or_none(what, lambda: client.get_run(run_id))
+        if run is None:     # a trainer and the gate on different stores, most often
+            raise InputError(f"{what} not found in {self.where}")
         return _run_info(run)
+
+    def logged_model(self, model_id: str) -> RunInfo:
+        client = self.session.client
+        what = f"logged model '{echo(model_id)}'"
+        found = self.session.or_none(what, lambda: client.get_logged_model(model_id))
+        if found is None:
+            raise InputError(f"{what} not found in {self.where}")
+        source = found.source_run_id
+        # a source run deleted since: the model stands alone, as one logged without a run
+        run = self.session.or_none(f"{what}'s run {source}", lambda: client.get_run(source),
+                                   not_there=("RESOURCE_DOES_NOT_EXIST",)) if source else None
+        return _model_info(found, run)
 
     def champion(self, model: ModelConfig) -> Champion | None:
         """The version holding the alias, else the one in the legacy stage, else None."""
@@ -79,9 +106,12 @@ class Registry:
         info = _run_info(run) if run is not None else RunInfo(
             run_id=mv.run_id or "", name="", experiment_id="", metrics={}, params={},
             tags={}, artifact_uri="")
+        model_id = _logged_model_of(mv.source or "")
+        if not mv.run_id and model_id:     # registered from a logged model with no run
+            info = self.logged_model(model_id)
         return Champion(version=str(mv.version), run=info, found_by=found_by,
                         tags=dict(mv.tags or {}), source=mv.source or "",
-                        run_deleted=run is None)
+                        run_deleted=bool(mv.run_id) and run is None)
 
     def missing_champion(self, model: ModelConfig) -> str | None:
         """Why there is no champion although the gate promoted one before (its version
@@ -122,6 +152,9 @@ class Registry:
             if mv.current_stage == stage:
                 return str(mv.version), "stage"
         return None
+
+    def is_registered(self, name: str) -> bool:
+        return self.registered_model(name) is not None
 
     def registered_model(self, name: str) -> Any:
         client = self.session.client
@@ -175,7 +208,10 @@ class Registry:
             lambda: client.get_model_version_download_uri(name, version)) or None
 
     def logged_model_location(self, model_id: str) -> str | None:
-        """Where an MLflow 3 logged model's files are stored; None if it is gone."""
+        """Where an MLflow 3 logged model's files are stored; None if it is gone. A
+        `runs:/` model (logged by an MLflow 2 client) is its own location."""
+        if model_id.startswith(RUNS_SCHEME):
+            return model_id
         client = self.session.client
         found = self.session.or_none(f"logged model {model_id}",
                                      lambda: client.get_logged_model(model_id))
@@ -203,6 +239,24 @@ def _run_info(run: Any) -> RunInfo:
                    model_id=_model_id(run))
 
 
+def _model_info(model: Any, run: Any) -> RunInfo:
+    """A logged model in the shape of a run (see `ports.Reads.logged_model`): the
+    latest value of each of its metrics, its source run's tags under its own."""
+    latest: dict[str, tuple[int, int, float]] = {}
+    for m in model.metrics or []:
+        mark = (m.step or 0, m.timestamp or 0, m.value)
+        if m.key not in latest or mark[:2] >= latest[m.key][:2]:
+            latest[m.key] = mark
+    tags = {**(run.data.tags if run is not None else {}), **(model.tags or {})}
+    return RunInfo(run_id=run.info.run_id if run is not None else "", name=model.name or "",
+                   experiment_id=str(model.experiment_id or ""),
+                   metrics={k: _unsaturated(v[2]) for k, v in latest.items()},
+                   params=dict(model.params or {}), tags=tags,
+                   artifact_uri=run.info.artifact_uri if run is not None
+                   else model.artifact_location or "",
+                   start_time=int(model.creation_timestamp or 0), model_id=model.model_id)
+
+
 def _unsaturated(value: float) -> float:
     """MLflow's SQL stores save an infinite metric as +-sys.float_info.max: read it back
     as infinite, so an rmse of -inf cannot pass as a very good model."""
@@ -210,9 +264,19 @@ def _unsaturated(value: float) -> float:
 
 
 def _model_id(run: Any) -> str | None:
+    """The run's last logged model: its MLflow 3 id, else (a run an MLflow 2 client logged,
+    which has no logged model) the `runs:/` URI of its last model, from the run's
+    model history tag: the store resolves either."""
     outputs = getattr(run, "outputs", None)
     models = getattr(outputs, "model_outputs", None) or []
-    return models[-1].model_id if models else None
+    if models:
+        return str(models[-1].model_id)
+    try:
+        history = json.loads(run.data.tags.get(MODEL_HISTORY_TAG) or "[]")
+        path = str(history[-1]["artifact_path"]) if isinstance(history, list) else ""
+    except (ValueError, RecursionError, IndexError, KeyError, TypeError):
+        return None
+    return f"runs:/{run.info.run_id}/{path.strip('/')}" if path.strip("/") else None
 
 
 def _logged_model_of(source: str) -> str | None:

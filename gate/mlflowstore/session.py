@@ -94,6 +94,9 @@ def mlflow_errors(uri: str, what: str, needs: str = READ) -> Iterator[None]:
         # RestException, but with the error code set
         if exc.error_code in (*NOT_THERE, *_REFUSED):
             raise _from_rest(exc, what, uri, needs) from exc
+        if predates_logged_models(exc):     # asked for an m-... of an MLflow 2 server
+            raise InputError(f"{what}: MLflow at {redact_uri(uri)} {OLD_SERVER}; name the "
+                             "run with --run-id") from exc
         raise InfraError(f"MLflow at {redact_uri(uri)} failed on {what}: "
                          f"{short_infra(exc)}") from exc
     except OSError as exc:
@@ -102,6 +105,15 @@ def mlflow_errors(uri: str, what: str, needs: str = READ) -> Iterator[None]:
 
 
 _REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED")
+
+OLD_SERVER = "has no logged models (a server older than MLflow 3)"
+
+
+def predates_logged_models(exc: BaseException) -> bool:
+    """An MLflow 3 client's logged-model request to an MLflow 2 server: no such endpoint."""
+    return getattr(exc, "error_code", "") == "ENDPOINT_NOT_FOUND" and \
+        "/mlflow/logged-models" in str(exc)
+
 
 _BAD_CREDENTIALS = ("the credentials were rejected: check MLFLOW_TRACKING_USERNAME and "
                     "MLFLOW_TRACKING_PASSWORD")

@@ -51,6 +51,7 @@ class Context:
     # logged by the run (custom pyfunc)": what the verdict rests on is part of the verdict.
     trust_notes: Sequence[str] = ()
     models: Sequence[tuple[str, str]] = ()       # (role, description) e.g. flavor, verified
+    local: bool = False     # run by hand, not in CI: the next step is `--promote`
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,8 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
         nxt = f"Promoted: v{ctx.promoted_version} now holds `@{ctx.alias}`."
     elif ctx.promote_requested:
         nxt = "Already in Production: nothing to move."
+    elif ctx.local:
+        nxt = "Not promoted by this check: run it with `--promote` to promote it."
     else:
         nxt = "Not promoted by this check (promotion happens on the main branch)."
     if status == "first_model":
@@ -154,6 +157,7 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
     failed = [m.name for m in rows if m in named]
     champion = ctx.champion
     confidence = ctx.config.compare.confidence if ctx.config else None
+    judged = cand.run_id or cand.model_id or ""     # a logged model may have no run
     return {
         "marker_model": ctx.model_name,
         "title": title,
@@ -165,14 +169,19 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "trust_notes": [Untrusted.of(n, 200) for n in ctx.trust_notes],
         "model": Untrusted.of(ctx.model_name),
         "candidate": Untrusted.of(cand.name or cand.run_id),
-        "candidate_id": Untrusted.of(cand.run_id),
-        "candidate_short": Untrusted.of(cand.run_id[:8]),   # the full id: in the details
-        "candidate_url": f"{ui}/#/experiments/{cand.experiment_id}/runs/{cand.run_id}"
+        "candidate_id": Untrusted.of(judged),
+        # the full id: in the details
+        "candidate_short": Untrusted.of(judged[:8 if cand.run_id else 10]),
+        "candidate_url": f"{ui}/#/experiments/{cand.experiment_id}/"
+        + (f"runs/{cand.run_id}" if cand.run_id else f"models/{cand.model_id}")
         if ui else "",
         "champion": champion.label if champion else "none yet",
         "champion_url": f"{ui}/#/models/{_path(ctx.model_name)}/versions/{champion.version}"
         if ui and champion and champion.version else "",
         "champion_found_by": champion.found_by if champion else "",
+        # `--against` compares with a baseline of the user's choice, not Production
+        "baseline": "Production" if champion is None or champion.found_by in
+        ("alias", "stage") else "Baseline",
         "commit": Untrusted.of(ctx.commit[:12]) if ctx.commit else "",
         "comparison": _comparison(verdict, ctx),
         "models": [{"role": _word(role), "description": Untrusted.of(desc, 80)}

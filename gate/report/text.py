@@ -67,8 +67,8 @@ def _facts(view: Mapping[str, Any]) -> list[str]:
              ("candidate", f"{view['candidate']} ({view['candidate_id']})"
               + (f", commit {view['commit']}" if view["commit"] else ""),
               view["candidate_url"]),
-             ("production", champion if view["champion_found_by"] else "none yet",
-              view["champion_url"]),
+             (str(view["baseline"]).lower(),
+              champion if view["champion_found_by"] else "none yet", view["champion_url"]),
              ("comparison", _plain(view["comparison"]), "")]
     if view["models"]:
         facts.append(("models", "; ".join(f"{m['role']}: {m['description']}"
@@ -83,7 +83,8 @@ def _facts(view: Mapping[str, Any]) -> list[str]:
 
 def _table(view: Mapping[str, Any]) -> list[str]:
     compared = bool(view["champion_found_by"])
-    header = ["metric", "result", "production -> candidate" if compared else "candidate",
+    baseline = str(view["baseline"]).lower()
+    header = ["metric", "result", f"{baseline} -> candidate" if compared else "candidate",
               "change", f"worsening {view['interval_label']}", "rule"]
     rows = [[_cut(f"{row['name']} {row['goal']}", NAME_WIDTH),
              RESULT_TEXT.get(row["status"], row["status"]),
