@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 
 from gate.commands.cli import main
 from gate.contract import LOCK_TAG
-from tests.conftest import ROOT, train
+from tests.conftest import store_rows_toml, train
 
 T = TypeVar("T")
 MODEL = "fuzz-model"
@@ -73,7 +73,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterat
 
 
 def base_toml(resamples: int = 200) -> str:
-    return (ROOT / "gate.toml").read_text().replace(
+    return store_rows_toml().replace(
         'name = "diabetes-regressor"', f'name = "{MODEL}"').replace(
         "resamples = 2000", f"resamples = {resamples}")
 
