@@ -39,7 +39,7 @@ def string_bomb(path: Path, rows: int = BOMB_ROWS, width: int = 1000) -> None:
     pq.write_table(table, path, row_group_size=rows, store_schema=False)
 
 
-def constant_bomb(path: Path, groups: int = 20, rows: int = 100_000,
+def constant_bomb(path: Path, groups: int = 14, rows: int = 100_000,
                   columns: int = 100) -> None:
     """Many row groups of a constant: each column a run of one value."""
     block = pa.table({f"c{i}": pa.array(np.zeros(rows)) for i in range(columns)}

@@ -6,8 +6,9 @@ that means what it says, no traceback and no "internal error" on stderr, a bound
 time per case, and Production unchanged unless the verdict passed (or a rollback or
 forced promotion succeeded).
 
-Not generated yet: `gate.eval_rows` tags and eval/model artifacts, which the evaluation
-contract (issue 12) is rewriting; add them here with it.
+The eval-row and manifest readers are fuzzed on their own at the end (random bytes,
+mutated and truncated Parquet and JSON: InputError or a result, nothing else); the
+eval artifacts of a whole run are not generated here yet.
 """
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 The pinned `[eval] data` (read from the config's own checkout), else Production's eval
 rows as recorded at its promotion and checked against their digest, else, for a first
-model, the candidate's own. Runs' evaluations (the contract's Parquet files, or the CSV
-ones of contract 0) are read here, bounded; they are claims until checked.
+model, the candidate's own (which the report says in its first lines, and which
+`[eval] require` refuses). Runs' evaluations (the contract's Parquet files, or the CSV
+ones of contract 0) are read here, bounded, and parsed only when a comparison needs
+them; they are claims until checked.
 """
 from __future__ import annotations
 

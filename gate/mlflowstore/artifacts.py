@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from gate import contract
 from gate.errors import InfraError, InputError
-from gate.mlflowstore.session import Session, first_line, short_infra
+from gate.mlflowstore.session import Session, first_line, short_infra, unreachable
 from gate.mlflowstore.s3 import storage_error
 from gate.core.redaction import redact_uri
 
@@ -39,17 +39,19 @@ class Artifacts:
                 raise s3_fault from None
             raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
                              f"{first_line(exc)[:200]}") from None
-        listings: dict[str, dict[str, int | None]] = {}
+        listings: dict[str, dict[str, int | None] | None] = {}
         for path in paths:
             folder, _, leaf = path.rpartition("/")
             if folder not in listings:
                 listings[folder] = self._sizes(repo, base, folder)
-            if leaf not in listings[folder]:
-                return None
-            size = listings[folder][leaf]
-            if size is not None and size > contract.MAX_ARTIFACT_BYTES:
-                # refused from the listing: nothing of it is downloaded
-                raise _too_big(base, path, size)
+            listed = listings[folder]
+            if listed is not None:
+                if leaf not in listed:
+                    return None
+                size = listed[leaf]
+                if size is not None and size > contract.MAX_ARTIFACT_BYTES:
+                    # refused from the listing: nothing of it is downloaded
+                    raise _too_big(base, path, size)
             local = Path(dest, *PurePosixPath(path).parts)
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -72,14 +74,17 @@ class Artifacts:
                                  "EDIT on the experiment (writing run artifacts)"):
             self.session.client.log_artifact(run_id, str(local), artifact_path=folder)
 
-    def _sizes(self, repo: Any, base: str, folder: str) -> dict[str, int | None]:
+    def _sizes(self, repo: Any, base: str, folder: str) -> dict[str, int | None] | None:
         """The files directly under `folder` of the location, with their sizes (None
-        when the store does not say): one listing, before anything is downloaded."""
+        when the store does not say): one listing, before anything is downloaded.
+
+        None when the store is failing (unreachable, an S3 fault): the download then
+        meets the same fault and names it as it always did (an S3 HEAD's 403, say)."""
         try:
             listed = repo.list_artifacts(folder or None)
         except Exception as exc:  # each store raises its own types; sorted out here
-            if (s3_fault := storage_error(exc, base)) is not None:
-                raise s3_fault from None
+            if storage_error(exc, base) is not None or unreachable(exc):
+                return None
             where = f"{base}/{folder}" if folder else base
             raise InfraError(f"cannot list {redact_uri(where)[:200]}: "
                              f"{short_infra(exc)}") from None
