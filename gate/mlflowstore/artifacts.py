@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 from gate import contract
-from gate.errors import InfraError, InputError
+from gate.errors import GateError, InfraError, InputError
 from gate.mlflowstore.session import Session, first_line, short_infra, unreachable
 from gate.mlflowstore.s3 import storage_error
 from gate.core.redaction import redact_uri
@@ -39,13 +39,13 @@ class Artifacts:
                 raise s3_fault from None
             raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
                              f"{first_line(exc)[:200]}") from None
-        listings: dict[str, dict[str, int | None] | None] = {}
+        listings: dict[str, dict[str, int | None] | GateError] = {}
         for path in paths:
             folder, _, leaf = path.rpartition("/")
             if folder not in listings:
                 listings[folder] = self._sizes(repo, base, folder)
             listed = listings[folder]
-            if listed is not None:
+            if not isinstance(listed, GateError):
                 if leaf not in listed:
                     return None
                 size = listed[leaf]
@@ -59,6 +59,8 @@ class Artifacts:
             except Exception as exc:  # each store raises its own types; sorted out here
                 if (s3_fault := storage_error(exc, base)) is not None:
                     raise s3_fault from None
+                if isinstance(listed, GateError):
+                    raise listed from None      # the listing named the fault (no bucket)
                 raise InfraError(f"cannot download {path} from "
                                  f"{redact_uri(self.session.uri)}: {short_infra(exc)}") \
                     from None
@@ -74,17 +76,22 @@ class Artifacts:
                                  "EDIT on the experiment (writing run artifacts)"):
             self.session.client.log_artifact(run_id, str(local), artifact_path=folder)
 
-    def _sizes(self, repo: Any, base: str, folder: str) -> dict[str, int | None] | None:
+    def _sizes(self, repo: Any, base: str, folder: str
+               ) -> dict[str, int | None] | GateError:
         """The files directly under `folder` of the location, with their sizes (None
         when the store does not say): one listing, before anything is downloaded.
 
-        None when the store is failing (unreachable, an S3 fault): the download then
-        meets the same fault and names it as it always did (an S3 HEAD's 403, say)."""
+        When the store is failing (unreachable, an S3 fault), that fault, unraised: the
+        download meets it too and names it as it always did (an S3 HEAD's 403, say);
+        only when the download cannot say more is the listing's fault the error."""
         try:
             listed = repo.list_artifacts(folder or None)
         except Exception as exc:  # each store raises its own types; sorted out here
-            if storage_error(exc, base) is not None or unreachable(exc):
-                return None
+            if (s3_fault := storage_error(exc, base)) is not None:
+                return s3_fault
+            if unreachable(exc):
+                return InfraError(f"cannot list {redact_uri(base)[:200]}: "
+                                  f"{short_infra(exc)}")
             where = f"{base}/{folder}" if folder else base
             raise InfraError(f"cannot list {redact_uri(where)[:200]}: "
                              f"{short_infra(exc)}") from None
