@@ -70,6 +70,18 @@ def test_row_groups_of_constants_are_refused_from_the_footer(tmp_path: Path) -> 
         bounded.inspect(path, "rows")
 
 
+def test_plain_strings_are_refused_from_their_page_sizes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bounded, "MAX_DECODED_BYTES", 50 << 20)    # a smaller bomb
+    path = tmp_path / "eval.parquet"
+    rows = 60_000
+    table = pa.table({"s": pa.array(["y" * 1000] * rows), "target": np.ones(rows)})
+    pq.write_table(table, path, use_dictionary=False, compression="zstd", store_schema=False)
+    assert path.stat().st_size < 1_000_000
+    with pytest.raises(InputError, match="decodes to more than"):
+        bounded.inspect(path, "rows")
+
+
 def test_a_small_file_reads_as_before(tmp_path: Path) -> None:
     import pandas as pd
 

@@ -91,12 +91,15 @@ def _checked(parquet: Any, what: str) -> tuple[Shape, int]:
                              "bytes, which the gate does not read")
         widths.append(_WIDTH.get(kind, max(column.length or 0, 0)) if kind != "BYTE_ARRAY"
                       else STRING_OVERHEAD)
-    fixed = 0
+    fixed = pages = 0
     for group in range(meta.num_row_groups):
         chunks = meta.row_group(group)
         fixed += sum(max(chunks.column(j).num_values, 0) * widths[j]
                      for j in range(chunks.num_columns))
-        if fixed > MAX_DECODED_BYTES:
+        # the pages once decompressed (plain-encoded strings are their full length)
+        pages += sum(max(chunks.column(j).total_uncompressed_size, 0)
+                     for j in range(chunks.num_columns))
+        if fixed > MAX_DECODED_BYTES or pages > MAX_DECODED_BYTES:
             raise _too_big(what)
     names = tuple(str(name) for name in parquet.schema_arrow.names)
     return Shape(meta.num_rows, names), fixed
