@@ -133,7 +133,7 @@ def own_rows_warning(rows: Rows) -> tuple[str, ...]:
     if rows.source != rowsource.OWN_ROWS:
         return ()
     return ("eval rows chosen by the candidate itself (no [eval] data pinned, no champion): "
-            "its numbers are its own claim; pin [eval] data, or set [eval] require = true",)
+            "pin [eval] data; [eval] require = true refuses this",)
 
 
 def leakage_warnings(config: Config, candidate: RunInfo,

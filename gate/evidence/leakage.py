@@ -34,7 +34,7 @@ def suspicious(direction: str, stat: PairedStat, logged: float | None) -> bool:
 
 
 def note(name: str, stat: PairedStat, logged: float) -> str:
-    return (f"possible leakage: the candidate's {name} on the eval rows ({stat.candidate:.4g}) "
-            f"is far better than the champion's ({stat.champion:.4g}) and than the "
-            f"{logged:.4g} its run logged on its own validation rows: were the eval rows "
-            "in its training data?")
+    # a trust line: the report shows at most 200 characters of one
+    return (f"possible leakage: {name} {stat.candidate:.4g} on the eval rows, far better than "
+            f"the champion's {stat.champion:.4g} and than the {logged:.4g} the run logged on "
+            "its own validation rows: were the eval rows in its training data?")
