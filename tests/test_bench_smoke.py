@@ -110,6 +110,14 @@ def test_interval_coverage_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(float(row["sd"]) > 0 for row in tails)
 
 
+def test_leakage_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import leakage
+
+    assert leakage.main(["--draws", "2", "--resamples", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "| seed only |" in out and "| leaky |" in out
+
+
 def test_gate_speed_quick(mlflow_server: str, tmp_path: Path,
                           monkeypatch: pytest.MonkeyPatch,
                           capsys: pytest.CaptureFixture[str]) -> None:

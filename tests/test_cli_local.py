@@ -240,6 +240,7 @@ def test_embedded_default_store_trains_gates_and_promotes(tmp_path: Path,
 
     shutil.copy(empty_store, tmp_path / "mlflow.db")      # migrated: saves ~10 s
     (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    shutil.copytree(ROOT / "data", tmp_path / "data")     # the eval set it pins
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING",
                                                                     "GITHUB_"))}
     env.pop("CI", None)

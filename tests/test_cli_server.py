@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from gate import contract
-from tests.conftest import ROOT
+from tests.conftest import ROOT, store_rows_toml
 from tests.servers import free_port
 from tests.verdicts import read_verdict
 
@@ -27,7 +27,7 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Completed
 
 @pytest.fixture
 def env(mlflow_server: str, tmp_path: Path) -> dict[str, str]:
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text().replace(
+    (tmp_path / "gate.toml").write_text(store_rows_toml().replace(
         'name = "diabetes-regressor"', f'name = "{MODEL}"'))
     return {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server,
             "MLFLOW_EXPERIMENT_NAME": "server-tests"}
@@ -68,7 +68,7 @@ def test_flow_against_a_real_server(env: dict[str, str], tmp_path: Path,
 
 
 def test_server_not_listening_is_exit_3_fast(tmp_path: Path) -> None:
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    (tmp_path / "gate.toml").write_text(store_rows_toml())
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     for key in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
         env.pop(key, None)          # the product's own defaults must bound the wait
@@ -83,7 +83,7 @@ def test_server_not_listening_is_exit_3_fast(tmp_path: Path) -> None:
 
 
 def test_credentials_in_the_uri_never_printed(tmp_path: Path) -> None:
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    (tmp_path / "gate.toml").write_text(store_rows_toml())
     env = {**os.environ, "MLFLOW_TRACKING_URI":
            f"http://ci:s3cr3t-pass@127.0.0.1:{free_port()}"}
     done = run(["-m", "gate", "check", "--run-id", "a" * 32], env, tmp_path)
@@ -99,7 +99,7 @@ def test_credentials_in_a_working_uri_stay_out_of_every_output(
 
     secret_uri = mlflow_server.replace("http://", "http://ci-user:uri-pass-789@")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text().replace(
+    (tmp_path / "gate.toml").write_text(store_rows_toml().replace(
         'name = "diabetes-regressor"', 'name = "cred-model"'))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", secret_uri)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")

@@ -153,3 +153,22 @@ def test_classifier_metrics_load_with_their_options() -> None:
     assert custom.direction == "higher"
     assert config.parse('[metrics.f1]\ndirection = "higher"\npos_label = 0\n'
                         ).metrics[0].pos_label == 0
+
+
+def test_eval_require_is_a_boolean_and_defaults_off(tmp_path: Path) -> None:
+    path = tmp_path / "gate.toml"
+    path.write_text('[metrics.rmse]\ndirection = "lower"\n')
+    assert config.load(path).eval.require is False
+    path.write_text('[eval]\nrequire = true\n[metrics.rmse]\ndirection = "lower"\n')
+    assert config.load(path).eval.require is True
+    path.write_text('[eval]\nrequire = "yes"\n[metrics.rmse]\ndirection = "lower"\n')
+    with pytest.raises(ConfigError, match="eval.require must be a boolean"):
+        config.load(path)
+
+
+def test_the_shipped_config_pins_its_eval_set_and_requires_it() -> None:
+    from gate.evidence.evalset import sha256_file
+
+    cfg = config.load(ROOT / "gate.toml")
+    assert cfg.eval.require is True and cfg.eval.target == "target"
+    assert cfg.eval.digest == "sha256:" + sha256_file(cfg.eval.path(cfg.source))

@@ -13,7 +13,7 @@ from mlflow import MlflowClient
 
 from gate.commands.cli import main
 from tests.chaos_proxy import ChaosProxy
-from tests.conftest import ROOT, train
+from tests.conftest import store_rows_toml, train
 
 ALIAS_MOVE = r"/registered-models/alias"
 
@@ -24,7 +24,7 @@ def proxy(mlflow_server: str, tmp_path: Path,
     chaos = ChaosProxy(mlflow_server).start()
     monkeypatch.chdir(tmp_path)
     name = f"faults-{tmp_path.name}"
-    Path("gate.toml").write_text((ROOT / "gate.toml").read_text().replace(
+    Path("gate.toml").write_text(store_rows_toml().replace(
         'name = "diabetes-regressor"', f'name = "{name}"'))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", chaos.url)
     monkeypatch.setenv("GATE_LOCK_TTL", "2")

@@ -6,8 +6,9 @@ that means what it says, no traceback and no "internal error" on stderr, a bound
 time per case, and Production unchanged unless the verdict passed (or a rollback or
 forced promotion succeeded).
 
-Not generated yet: `gate.eval_rows` tags and eval/model artifacts, which the evaluation
-contract (issue 12) is rewriting; add them here with it.
+The eval-row and manifest readers are fuzzed on their own at the end (random bytes,
+mutated and truncated Parquet and JSON: InputError or a result, nothing else); the
+eval artifacts of a whole run are not generated here yet.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from mlflow import MlflowClient
 
 from gate.commands.cli import main
 from gate.contract import LOCK_TAG
-from tests.conftest import ROOT, train
+from tests.conftest import store_rows_toml, train
 
 T = TypeVar("T")
 MODEL = "fuzz-model"
@@ -73,7 +74,7 @@ def store(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterat
 
 
 def base_toml(resamples: int = 200) -> str:
-    return (ROOT / "gate.toml").read_text().replace(
+    return store_rows_toml().replace(
         'name = "diabetes-regressor"', f'name = "{MODEL}"').replace(
         "resamples = 2000", f"resamples = {resamples}")
 
@@ -348,3 +349,85 @@ def test_fuzz_model_names(store: Store, capsys: pytest.CaptureFixture) -> None:
         mp.chdir(store.home)
         mp.setenv("MLFLOW_TRACKING_URI", store.uri)
         case()
+
+
+# -- the eval-row and manifest readers, on their own (no store: fast) -----------------
+
+def _valid_parquet() -> bytes:
+    import io
+
+    import pandas as pd
+
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "s": ["a", "bb", "a"], "row_id": [1, 2, 3],
+                          "target": [0.5, 1.5, 2.5], "prediction": [0.4, 1.4, 2.6]})
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+VALID_PARQUET = _valid_parquet()
+VALID_MANIFEST = json.dumps({"contract": 1, "task": "regression", "target": "target",
+                             "classes": [], "rows": 3}).encode()
+MUTATIONS = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8)
+
+
+def _mutated(valid: bytes, edits: list[tuple[int, int]], cut: int | None) -> bytes:
+    data = bytearray(valid)
+    for where, value in edits:
+        data[where % len(data)] = value
+    return bytes(data[:cut] if cut is not None else data)
+
+
+def _read_rows(path: Path) -> None:
+    from gate.errors import InputError
+    from gate.evidence import evalset
+
+    for read in (lambda: evalset.inspect_table(path, "rows"),
+                 lambda: evalset.eval_rows(path, "target", "rows"),
+                 lambda: evalset.logged_predictions(path, 3, "predictions")):
+        try:
+            read()
+        except InputError as exc:
+            assert "\n" not in str(exc)
+
+
+READER_SETTINGS = settings(max_examples=150, deadline=dt.timedelta(seconds=10),
+                           database=None, derandomize=os.environ.get("GATE_FUZZ_RANDOM") != "1",
+                           suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@READER_SETTINGS
+@given(edits=MUTATIONS, cut=st.one_of(st.none(), st.integers(0, len(VALID_PARQUET))),
+       noise=st.one_of(st.none(), st.binary(max_size=2048)),
+       suffix=st.sampled_from([".parquet", ".csv"]))
+@example(edits=[], cut=None, noise=None, suffix=".parquet")
+def test_fuzz_eval_rows_readers(tmp_path: Path, edits: list[tuple[int, int]], cut: int | None,
+                                noise: bytes | None, suffix: str) -> None:
+    """Random bytes, mutated and truncated Parquet: InputError or rows, nothing else."""
+    path = tmp_path / f"eval{suffix}"
+    path.write_bytes(noise if noise is not None else _mutated(VALID_PARQUET, edits, cut))
+    _read_rows(path)
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                    lambda inner: st.lists(inner, max_size=4)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=4), max_leaves=20)
+
+
+@READER_SETTINGS
+@given(edits=MUTATIONS, document=st.one_of(st.none(), JSON, st.dictionaries(
+    st.sampled_from(["contract", "task", "target", "classes", "rows"]), JSON)))
+def test_fuzz_manifest_reader(tmp_path: Path, edits: list[tuple[int, int]],
+                              document: object) -> None:
+    from gate.errors import InputError
+    from gate.evidence import evalset
+
+    path = tmp_path / "evaluation.json"
+    path.write_bytes(_mutated(VALID_MANIFEST, edits, None) if document is None
+                     else json.dumps(document).encode())
+    try:
+        manifest = evalset.read_manifest(path, "manifest")
+    except InputError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(manifest["target"], str) and manifest["task"]

@@ -19,12 +19,12 @@ from gate.core import config as config_mod
 from gate.mlflowstore import promotion as promotion_mod
 from gate.commands.cli import main
 from gate.core.redaction import redact_uri
-from tests.conftest import ROOT, train
+from tests.conftest import store_rows_toml, train
 from tests.servers import free_port
 
 MODEL = "diabetes-regressor"
 WORSE = ("--drop-columns", "bmi,s5")
-BASE_TOML = (ROOT / "gate.toml").read_text()
+BASE_TOML = store_rows_toml()
 
 
 def client() -> MlflowClient:

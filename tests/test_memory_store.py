@@ -21,6 +21,7 @@ from gate.core.ports import Store
 from gate.delivery.deliver import Targets
 from gate.evidence import gather as evidence
 from gate.evidence.evalset import sha256_file
+from tests.conftest import store_rows_toml
 from tests.memory_store import MemoryStore, log_regressor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def store(tmp_path: Path) -> MemoryStore:
 
 @pytest.fixture
 def cfg() -> config_mod.Config:
-    return config_mod.load(ROOT / "gate.toml")
+    return config_mod.parse(store_rows_toml(), str(ROOT / "gate.toml"))
 
 
 def fit(store: MemoryStore, data: dict[str, Any], alpha: float | None,

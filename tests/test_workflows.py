@@ -39,7 +39,7 @@ PROMOTER_PASSWORD = "promoter-Secret-Password-7782"
 SEED_ARGS = ("--n-estimators", "3", "--max-depth", "2")
 WORSE_ARGS = "--n-estimators 1 --max-depth 1"
 BETTER_ARGS = "--n-estimators 5 --max-depth 3"
-FILES = ("gate", "train_model.py", "gate.toml", "requirements.txt", "action.yml", ".github",
+FILES = ("gate", "train_model.py", "gate.toml", "data", "requirements.txt", "action.yml", ".github",
          "tests", "bench", ".flake8", "pytest.ini")
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider tests/test_decide.py"
 LINT_COMMAND = "python -m flake8 train_model.py"     # the whole tree costs CPU, not coverage

@@ -124,8 +124,12 @@ def _error_message(verdict: Verdict, promote_error: InfraError | None) -> str | 
 def trust_lines(gathered: evidence.Gathered) -> list[str]:
     """Whose numbers the verdict rests on, for the report's first screen."""
     lines = []
+    missing = gathered.evidence.champion_missing
+    if missing:
+        lines.append(f"⚠️ {missing}")
     if gathered.rows is not None:
         lines.append(f"Eval rows: {gathered.rows.source}, {gathered.rows.count} rows")
+    lines.extend(f"⚠️ {warning}" for warning in gathered.warnings)
     for side in (gathered.candidate, gathered.champion):
         if side is not None and not side.verified:
             lines.append(f"⚠️ {side.role} predictions unverified: {side.how}")

@@ -77,6 +77,9 @@ class EvalConfig:
     target: str = ""
     digest: str = ""            # "sha256:<hex>": refuse the file if its content differs
     row_id: str = ""            # optional column of stable row ids
+    # exit 2 rather than judge a model on rows it logged itself (a first model, or the
+    # first after the champion's alias vanished, when no eval set is pinned)
+    require: bool = False
 
     @property
     def stored(self) -> bool:
@@ -160,6 +163,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "target": ((str,), False),
         "digest": ((str,), False),
         "row_id": ((str,), False),
+        "require": ((bool,), False),
     },
     "notify": {
         "webhook_url_env": ((str,), False),

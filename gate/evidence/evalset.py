@@ -70,20 +70,29 @@ def _size(path: Path, what: str) -> int:
 
 
 def _read_parquet(path: Path, what: str) -> Any:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    from gate.evidence import bounded
 
-    try:
-        # one open for the shape check and the read; pq.read_table would open the file
-        # again through pyarrow.dataset, an import of its own
-        with pq.ParquetFile(path) as parquet:
-            meta = parquet.metadata
-            _check_shape(meta.num_columns, meta.num_rows, what)
-            return parquet.read().to_pandas()
-    except InputError:
-        raise
-    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
-        raise InputError(f"{what}: not a readable Parquet file ({_short(exc)})") from None
+    return bounded.read(path, what)
+
+
+def inspect_table(path: Path, what: str) -> tuple[int | None, tuple[str, ...]]:
+    """A file's row count and column names, checked against the bounds without parsing
+    its values: a Parquet file's footer, a CSV file's header (its rows unknown)."""
+    from gate.evidence import bounded
+
+    size = _size(path, what)
+    if size > contract.MAX_ARTIFACT_BYTES:
+        raise InputError(f"{what}: {size} bytes is over the limit of "
+                         f"{contract.MAX_ARTIFACT_BYTES}")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        shape = bounded.inspect(path, what)
+        return shape.rows, shape.columns
+    with path.open("rb") as fh:
+        header = fh.readline(MAX_CSV_HEADER + 1)
+    if len(header) > MAX_CSV_HEADER:
+        raise InputError(f"{what}: CSV header longer than {MAX_CSV_HEADER} bytes")
+    _check_shape(header.count(b",") + 1, 0, what)
+    return None, ()
 
 
 def _read_csv(path: Path, what: str) -> Any:
@@ -121,13 +130,24 @@ def eval_rows(path: Path, target: str, what: str,
     ids = None
     drop = [target]
     if row_id and row_id in frame.columns:
-        ids = frame[row_id].to_numpy()
+        ids = _row_ids(frame[row_id].to_numpy(), row_id, what)
         drop.append(row_id)
         if len(set(ids.tolist())) != len(ids):
             raise InputError(f"{what}: column {row_id!r} repeats row ids")
     y = frame[target].to_numpy()
     return EvalRows(features=frame.drop(columns=drop), y=y, row_ids=ids,
                     sha256=sha256_file(path), source=what)
+
+
+def _row_ids(ids: Any, column: str, what: str) -> Any:
+    """Row ids are what rows are matched by: numbers or strings, one per row (a list in a
+    cell is unhashable: it would end as an internal error, not as bad input)."""
+    if ids.dtype.kind in "iufU":
+        return ids
+    if ids.dtype.kind == "O" and all(isinstance(v, (int, float, str)) for v in ids.tolist()):
+        return ids
+    raise InputError(f"{what}: column {column!r} must hold integers or strings "
+                     "(one row id per row)")
 
 
 def logged_predictions(path: Path, rows: int, what: str,

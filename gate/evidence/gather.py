@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import contract
+from gate.evidence import leakage
 from gate.evidence import rows as rowsource
 from gate.evidence import scoring
 from gate.core.config import Config
@@ -38,6 +39,9 @@ class Gathered:
     # the gate's own predictions of the candidate on `rows`: kept at promotion so the
     # next check can skip re-scoring this model
     cache: PredictionsFile | None = None
+    # what the report must say in its first lines, beside whose predictions: rows the
+    # candidate chose itself, a score that looks like leakage
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
            champion_missing: str | None = None) -> Gathered:
     """`champion_missing`: why there is no champion although there was one (None if
     there never was, or there is one)."""
+    rowsource.require_unchosen(config, champion, champion_missing)
     changes = digest_changes(candidate, champion)
     data_changed = any(change.tag == contract.TAG_EVAL_DIGEST for change in changes)
     notes = [change.note for change in changes]
@@ -99,7 +104,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         common: dict[str, Any] = {
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
-            "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None}
+            "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None,
+            "warnings": own_rows_warning(rows)}
         verified: dict[str, Any] = {"candidate_verified": cand.side.verified,
                                     "candidate_flavor": cand.side.flavor}
         if champion is None:
@@ -122,7 +128,28 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
                         champion_verified=champ.side.verified)
+    common["warnings"] += leakage_warnings(config, candidate, paired)
     return Gathered(evidence, tuple(notes), **common, champion=champ.side)
+
+
+def own_rows_warning(rows: Rows) -> tuple[str, ...]:
+    if rows.source != rowsource.OWN_ROWS:
+        return ()
+    return ("eval rows chosen by the candidate itself (no [eval] data pinned, no champion): "
+            "pin [eval] data; [eval] require = true refuses this",)
+
+
+def leakage_warnings(config: Config, candidate: RunInfo,
+                     paired: dict[str, Any]) -> tuple[str, ...]:
+    """The leakage rule on the primary metric (gate.evidence.leakage)."""
+    name = config.primary_metric
+    stat = paired.get(name)
+    rule = next((r for r in config.metrics if r.name == name), None)
+    logged = candidate.metrics.get(name)
+    if stat is None or rule is None or not leakage.suspicious(rule.direction, stat, logged):
+        return ()
+    assert logged is not None       # suspicious() needs the logged value
+    return (leakage.note(name, stat, logged),)
 
 
 def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,

@@ -2,12 +2,15 @@
 
 The pinned `[eval] data` (read from the config's own checkout), else Production's eval
 rows as recorded at its promotion and checked against their digest, else, for a first
-model, the candidate's own. Runs' evaluations (the contract's Parquet files, or the CSV
-ones of contract 0) are read here, bounded; they are claims until checked.
+model, the candidate's own (which the report says in its first lines, and which
+`[eval] require` refuses). Runs' evaluations (the contract's Parquet files, or the CSV
+ones of contract 0) are read here, bounded, and parsed only when a comparison needs
+them; they are claims until checked.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,41 @@ class Rows:
 
 @dataclass(frozen=True)
 class RunEvaluation:
-    """What a run logged under the evaluation contract: claims, until checked."""
+    """What a run logged under the evaluation contract: claims, until checked.
 
-    rows: evalset.EvalRows
-    predictions: evalset.LoggedPredictions | None
+    Downloaded and checked against the bounds from the files' metadata when it is made;
+    its rows and predictions are parsed only when a comparison asks for them (a
+    candidate judged on pinned or Production's rows and scored by the gate needs
+    neither)."""
+
+    rows_file: Path
+    predictions_file: Path
     task: str
     uri: str                    # the rows file's artifact URI
     target: str
+    rows_what: str              # "run abc: gate/eval.parquet", for messages
+    predictions_what: str
+    row_id: str | None = contract.ROW_ID_COLUMN
+    classes: tuple[Any, ...] = ()
+    logged_rows: int | None = None      # from the rows file's metadata, when it says
+
+    @cached_property
+    def rows(self) -> evalset.EvalRows:
+        return evalset.eval_rows(self.rows_file, self.target, self.rows_what, self.row_id)
+
+    @cached_property
+    def predictions(self) -> evalset.LoggedPredictions:
+        return evalset.logged_predictions(self.predictions_file, len(self.rows),
+                                          self.predictions_what, self.classes)
+
+    @cached_property
+    def sha256(self) -> str:
+        """The rows file's digest, without parsing it."""
+        return evalset.sha256_file(self.rows_file)
+
+    @property
+    def count(self) -> int:
+        return self.logged_rows if self.logged_rows is not None else len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -58,6 +89,22 @@ class Chosen:
     # the champion's own logged evaluation, when choosing the rows read it (a version
     # promoted before digests were recorded): its predictions may be needed next
     champion_eval: RunEvaluation | None = None
+
+
+OWN_ROWS = "the candidate's own eval rows"
+
+
+def require_unchosen(config: Config, champion: Champion | None,
+                     champion_missing: str | None) -> None:
+    """`[eval] require`: a candidate is never judged on rows it logged itself."""
+    if not config.eval.require or config.eval.data or champion is not None:
+        return
+    if champion_missing and config.model.on_missing_champion == "block":
+        return      # blocked anyway, and the report says why
+    who = "the champion is gone" if champion_missing else "a first model"
+    raise InputError(f"{config.source}: [eval] require = true, but {who} would be judged on "
+                     "its own eval rows: pin rows no candidate trains on with [eval] data = "
+                     '"FILE", target = "COL", digest = "sha256:..." (or set require = false)')
 
 
 def chosen_rows(store: Store, config: Config, champion: Champion | None,
@@ -73,7 +120,7 @@ def chosen_rows(store: Store, config: Config, champion: Champion | None,
     if cand_eval is None:
         raise Fallback(f"the candidate run logged no evaluation ({contract.MANIFEST} or "
                        f"{contract.LEGACY_EVAL_ROWS}) and no [eval] data is pinned")
-    return Chosen(Rows("the candidate's own eval rows", len(cand_eval.rows),
+    return Chosen(Rows(OWN_ROWS, len(cand_eval.rows),
                        cand_eval.rows.sha256, cand_eval.uri, cand_eval.target), cand_eval.rows,
                   ("first model: its own eval rows are used (nothing to compare against)",))
 
@@ -161,16 +208,16 @@ def _champion_rows(store: Store, champion: Champion, work: Path) -> Chosen:
 
 def rows_differ(chosen: evalset.EvalRows, cand_eval: RunEvaluation | None,
                 rows: Rows) -> list[str]:
-    if cand_eval is None or cand_eval.rows.sha256 == chosen.sha256:
+    if cand_eval is None or cand_eval.sha256 == chosen.sha256:
         return []
-    logged = cand_eval.rows
-    return [f"eval set differs: the candidate logged {len(logged)} eval rows; the gate "
+    return [f"eval set differs: the candidate logged {cand_eval.count} eval rows; the gate "
             f"compared on {rows.source} ({rows.count} rows) and ignored the candidate's"]
 
 
 def run_evaluation(store: Store, run: RunInfo, work: Path,
                    label: str) -> RunEvaluation | None:
-    """The evaluation a run logged under the contract (or contract 0), or None."""
+    """The evaluation a run logged under the contract (or contract 0), or None: its
+    files downloaded and checked from their metadata, parsed later if need be."""
     base = run.artifact_uri.rstrip("/")
     if store.artifacts.fetch(base, (contract.MANIFEST,), str(work)) is not None:
         manifest = evalset.read_manifest(work / contract.MANIFEST,
@@ -179,22 +226,39 @@ def run_evaluation(store: Store, run: RunInfo, work: Path,
         if store.artifacts.fetch(base, files, str(work)) is None:
             raise InputError(f"{label}: {contract.MANIFEST} is there but "
                              f"{' or '.join(files)} is missing")
-        rows = evalset.eval_rows(work / contract.EVAL_ROWS, manifest["target"],
-                                 f"{label}: {contract.EVAL_ROWS}")
-        predictions = evalset.logged_predictions(
-            work / contract.PREDICTIONS, len(rows), f"{label}: {contract.PREDICTIONS}",
-            manifest.get("classes", []))
-        return RunEvaluation(rows, predictions, manifest["task"],
-                             f"{base}/{contract.EVAL_ROWS}", manifest["target"])
+        return _checked(RunEvaluation(
+            work / contract.EVAL_ROWS, work / contract.PREDICTIONS, manifest["task"],
+            f"{base}/{contract.EVAL_ROWS}", manifest["target"],
+            f"{label}: {contract.EVAL_ROWS}", f"{label}: {contract.PREDICTIONS}",
+            classes=tuple(manifest.get("classes", []))))
     target = run.tags.get(contract.TAG_TARGET)
     if not target:
         return None
     legacy = (contract.LEGACY_EVAL_ROWS, contract.LEGACY_PREDICTIONS)
     if store.artifacts.fetch(base, legacy, str(work)) is None:
         return None
-    rows = evalset.eval_rows(work / contract.LEGACY_EVAL_ROWS, target,
-                             f"{label}: {contract.LEGACY_EVAL_ROWS}", row_id=None)
-    predictions = evalset.logged_predictions(work / contract.LEGACY_PREDICTIONS, len(rows),
-                                             f"{label}: {contract.LEGACY_PREDICTIONS}")
-    return RunEvaluation(rows, predictions, contract.REGRESSION,
-                         f"{base}/{contract.LEGACY_EVAL_ROWS}", target)
+    return _checked(RunEvaluation(
+        work / contract.LEGACY_EVAL_ROWS, work / contract.LEGACY_PREDICTIONS,
+        contract.REGRESSION, f"{base}/{contract.LEGACY_EVAL_ROWS}", target,
+        f"{label}: {contract.LEGACY_EVAL_ROWS}", f"{label}: {contract.LEGACY_PREDICTIONS}",
+        row_id=None))
+
+
+def _checked(logged: RunEvaluation) -> RunEvaluation:
+    """What the files' metadata can tell without parsing them: their shape within the
+    bounds, the label and prediction columns, as many predictions as rows."""
+    from dataclasses import replace
+
+    rows, columns = evalset.inspect_table(logged.rows_file, logged.rows_what)
+    if rows == 0:
+        raise InputError(f"{logged.rows_what}: has no rows")
+    if columns and logged.target not in columns:
+        raise InputError(f"{logged.rows_what}: has no label column {logged.target[:100]!r}")
+    count, names = evalset.inspect_table(logged.predictions_file, logged.predictions_what)
+    if names and contract.PREDICTION_COLUMN not in names:
+        raise InputError(f"{logged.predictions_what}: has no "
+                         f"{contract.PREDICTION_COLUMN!r} column")
+    if rows is not None and count is not None and count != rows:
+        raise InputError(f"{logged.predictions_what}: {count} predictions for {rows} "
+                         "eval rows")
+    return replace(logged, logged_rows=rows)

@@ -112,14 +112,16 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
         if supplied:
             rows, added = supplied
             outputs = _score(loaded, model.info, rows, task, who)
+            # the run chose those values: a column equal to the label scores perfectly
             return Predicted(outputs, Side(
-                role, flavor, False, "computed by the gate, but on columns only the run "
-                f"supplied ({', '.join(added)[:120]}): pin [eval] data to verify"))
+                role, flavor, False, "computed on columns only the run supplied "
+                f"({', '.join(added)[:120]}): not verified; pin [eval] data that has "
+                "them to verify"))
         outputs = _score(loaded, model.info, chosen, task, who)
         return Predicted(outputs, Side(role, flavor, True,
                                        "computed by the gate from the model file"))
     why = "no safe loader for " + model.info.description if model else "no logged model"
-    if logged is None or logged.predictions is None:
+    if logged is None:
         raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
     index, mismatch = evalset.align(chosen, logged.rows)
     if index is None:
@@ -242,6 +244,17 @@ def _scores(outputs: loaders.Outputs, task: str) -> Any:
                              classes=tuple(outputs.classes))
 
 
+def _labels(y: Any, task: str) -> Any:
+    """The eval rows' labels as the metrics take them: numbers for regression."""
+    if task != contract.REGRESSION:
+        return y
+    try:
+        return y.astype(float)
+    except (TypeError, ValueError):
+        raise InputError("the eval rows' label column is not numeric, and the configured "
+                         "metrics are regression metrics") from None
+
+
 def _rules(config: Config) -> list[Any]:
     from gate.stats import engine as stats
 
@@ -256,7 +269,7 @@ def paired(config: Config, y: Any, champion: loaders.Outputs, candidate: loaders
     if not rules:
         return {}
     compare = config.compare
-    y_true = y.astype(float) if task == contract.REGRESSION else y
+    y_true = _labels(y, task)
     return stats.paired_bootstraps(rules, y_true, _scores(champion, task),
                                    _scores(candidate, task), confidence=compare.confidence,
                                    resamples=compare.resamples, seed=compare.seed)
@@ -266,7 +279,7 @@ def computed_metrics(config: Config, y: Any, outputs: loaders.Outputs,
                      task: str) -> dict[str, float]:
     from gate.stats import engine as stats
 
-    y_true = y.astype(float) if task == contract.REGRESSION else y
+    y_true = _labels(y, task)
     scores = _scores(outputs, task)
     return {rule.name: stats.evaluate(rule.spec(), y_true, scores)
             for rule in config.metrics if stats.supports(rule.name)}

@@ -9,9 +9,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
 from gate import contract
-from gate.errors import InfraError, InputError
+from gate.errors import GateError, InfraError, InputError
 from gate.mlflowstore.session import Session, first_line, short_infra, unreachable
-from gate.mlflowstore.s3 import storage_error, storage_errors
+from gate.mlflowstore.s3 import storage_error
 from gate.core.redaction import redact_uri
 
 
@@ -23,9 +23,10 @@ class Artifacts:
         """Download files under an artifact location (a run's artifact_uri, a model's
         storage location) to dest/<path>; dest, or None when one of them is not there.
 
-        One GET per file: MLflow's download_artifacts first lists every path to learn
-        whether it is a folder, which doubles the requests. Only when a download fails
-        is the parent listed, to tell a missing file from a failing store.
+        The folder is listed first (once for all the files in it): a missing file is
+        told from a failing store, and a file over MAX_ARTIFACT_BYTES is refused from
+        its listed size before any of it is downloaded. Then one GET per file (MLflow's
+        download_artifacts would list every path again to learn if it is a folder).
         """
         from mlflow.store.artifact.artifact_repository_registry import \
             get_artifact_repository
@@ -38,7 +39,19 @@ class Artifacts:
                 raise s3_fault from None
             raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
                              f"{first_line(exc)[:200]}") from None
+        listings: dict[str, dict[str, int | None] | GateError] = {}
         for path in paths:
+            folder, _, leaf = path.rpartition("/")
+            if folder not in listings:
+                listings[folder] = self._sizes(repo, base, folder)
+            listed = listings[folder]
+            if not isinstance(listed, GateError):
+                if leaf not in listed:
+                    return None
+                size = listed[leaf]
+                if size is not None and size > contract.MAX_ARTIFACT_BYTES:
+                    # refused from the listing: nothing of it is downloaded
+                    raise _too_big(base, path, size)
             local = Path(dest, *PurePosixPath(path).parts)
             local.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -46,13 +59,15 @@ class Artifacts:
             except Exception as exc:  # each store raises its own types; sorted out here
                 if (s3_fault := storage_error(exc, base)) is not None:
                     raise s3_fault from None
-                if unreachable(exc) or self._listed(f"{base}/{path}"):
-                    raise InfraError(f"cannot download {path} from {redact_uri(self.session.uri)}: "
-                                     f"{short_infra(exc)}") from None
-                return None
+                if isinstance(listed, GateError):
+                    raise listed from None      # the listing named the fault (no bucket)
+                raise InfraError(f"cannot download {path} from "
+                                 f"{redact_uri(self.session.uri)}: {short_infra(exc)}") \
+                    from None
             if local.stat().st_size > contract.MAX_ARTIFACT_BYTES:
-                raise InputError(f"{redact_uri(base)}/{path}: over the gate's limit of "
-                                 f"{contract.MAX_ARTIFACT_BYTES} bytes")
+                # a store whose listing gives no size: the download is the check
+                local.unlink()
+                raise _too_big(base, path, None)
         return Path(dest)
 
     def log_file(self, run_id: str, local: Path, folder: str) -> None:
@@ -61,19 +76,34 @@ class Artifacts:
                                  "EDIT on the experiment (writing run artifacts)"):
             self.session.client.log_artifact(run_id, str(local), artifact_path=folder)
 
-    def _listed(self, uri: str) -> bool:
-        """Whether the artifact at `uri` shows in its parent's listing."""
-        import mlflow
-        from mlflow.exceptions import MlflowException
+    def _sizes(self, repo: Any, base: str, folder: str
+               ) -> dict[str, int | None] | GateError:
+        """The files directly under `folder` of the location, with their sizes (None
+        when the store does not say): one listing, before anything is downloaded.
 
-        parent, _, leaf = uri.rpartition("/")
+        When the store is failing (unreachable, an S3 fault), that fault, unraised: the
+        download meets it too and names it as it always did (an S3 HEAD's 403, say);
+        only when the download cannot say more is the listing's fault the error."""
         try:
-            with storage_errors(parent):
-                listed = mlflow.artifacts.list_artifacts(artifact_uri=parent,
-                                                         tracking_uri=self.session.uri)
-        except (MlflowException, OSError) as exc:
-            raise InfraError(f"cannot list {redact_uri(parent)}: {short_infra(exc)}") from None
-        return any(info.path.rstrip("/").rsplit("/", 1)[-1] == leaf for info in listed or [])
+            listed = repo.list_artifacts(folder or None)
+        except Exception as exc:  # each store raises its own types; sorted out here
+            if (s3_fault := storage_error(exc, base)) is not None:
+                return s3_fault
+            if unreachable(exc):
+                return InfraError(f"cannot list {redact_uri(base)[:200]}: "
+                                  f"{short_infra(exc)}")
+            where = f"{base}/{folder}" if folder else base
+            raise InfraError(f"cannot list {redact_uri(where)[:200]}: "
+                             f"{short_infra(exc)}") from None
+        return {str(info.path).rstrip("/").rsplit("/", 1)[-1]:
+                (int(info.file_size) if info.file_size is not None else None)
+                for info in listed or [] if not info.is_dir}
+
+
+def _too_big(base: str, path: str, size: int | None) -> InputError:
+    found = f" ({size} bytes)" if size is not None else ""
+    return InputError(f"{redact_uri(base)}/{path}: over the gate's limit of "
+                      f"{contract.MAX_ARTIFACT_BYTES} bytes{found}")
 
 
 def download_one(repo: Any, path: str, local: Path) -> None:

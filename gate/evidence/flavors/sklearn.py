@@ -8,8 +8,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from gate.errors import InputError
+
 from gate.evidence.flavors.base import (Flavor, Found, Loaded, ModelFile, Outputs, data_path,
                                         inside, text)
+
+# a skops archive's bounds: a model of a few hundred trees is tens of members and MBs
+MAX_ARCHIVE_MEMBERS = 10_000
+MAX_ARCHIVE_BYTES = 512 * 1024 * 1024
 
 
 def describe(block: dict[str, Any], label: str) -> Found:
@@ -53,6 +58,7 @@ def load_skops(path: Path, trusted: Iterable[str], label: str) -> Loaded:
     from skops.io.exceptions import UntrustedTypesFoundException
 
     allowed = list(trusted)
+    check_archive(path, label)
     try:
         estimator = skops.io.load(str(path), trusted=allowed)
     except UntrustedTypesFoundException:
@@ -60,6 +66,26 @@ def load_skops(path: Path, trusted: Iterable[str], label: str) -> Loaded:
     except Exception as exc:  # skops raises many types on a corrupt file
         raise InputError(f"{label}: unreadable skops file ({type(exc).__name__})") from None
     return Estimator(estimator)
+
+
+def check_archive(path: Path, label: str) -> None:
+    """A skops file is a zip archive: its members' count and uncompressed size are held
+    to the gate's bounds from its central directory, before skops inflates any of it
+    (zipfile reads no more than a member declares, and checks its CRC)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{label}: unreadable skops file ({type(exc).__name__})") from None
+    if len(members) > MAX_ARCHIVE_MEMBERS:
+        raise InputError(f"{label}: skops file has {len(members)} members, over the limit "
+                         f"of {MAX_ARCHIVE_MEMBERS}")
+    total = sum(max(member.file_size, 0) for member in members)
+    if total > MAX_ARCHIVE_BYTES:
+        raise InputError(f"{label}: skops file inflates to {total} bytes, over the limit "
+                         f"of {MAX_ARCHIVE_BYTES}")
 
 
 def untrusted_types(model_file: Path, trusted: Iterable[str], label: str) -> list[str]:
