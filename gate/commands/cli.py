@@ -93,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(status, model_required=True)
     status.add_argument("--json", metavar="PATH")
 
+    verify = sub.add_parser(
+        "verify", parents=[debug],
+        help="check that a version's model files are those the gate verified (run it "
+             "before serving)",
+        description="Download the model files of a registered version, digest them and "
+                    "compare with the digest the gate recorded when it promoted the "
+                    "version. Exit 0 only when they match and the gate promoted it; 1 when "
+                    "the files differ or the gate never verified it; 2 for a bad "
+                    "reference, model, version or alias; 3 for the infrastructure.")
+    verify.add_argument("reference", metavar="models:/NAME@ALIAS|models:/NAME/VERSION",
+                        help="the version to check, as a deployment would load it")
+    verify.add_argument("--json", metavar="PATH", help="write the result as JSON")
+
     prune = sub.add_parser("prune", parents=[debug],
                            help="list (or --yes: delete) old CI runs that back no model version")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
@@ -181,16 +194,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _skip(args)
     if args.command == "prune":
         return _prune(args)
+    if args.command == "verify":
+        from gate.commands.verify import verify
+
+        return verify(_store(), args.reference, sys.stdout, args.json)
     cfg = config_mod.load(args.config).with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
-    from gate.mlflowstore.session import point_mlflow_at
-    from gate.mlflowstore.registry import Registry
-
-    uri = resolve_tracking_uri()
-    point_mlflow_at(uri)
-    registry = Registry(uri)
+    registry = _store()
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -208,6 +220,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         deliver.preflight(targets)      # Production moves only when the outputs can be written
         return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
+
+
+def _store() -> Store:
+    from gate.mlflowstore.session import point_mlflow_at
+    from gate.mlflowstore.registry import Registry
+
+    uri = resolve_tracking_uri()
+    point_mlflow_at(uri)
+    return Registry(uri)
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
