@@ -157,8 +157,8 @@ def test_promotion_records_the_digest_of_every_file(store: MemoryStore, data: di
     digest = digest_folder(model_dir(store, "1"))
     tags = store.version(NAME, "1").tags
     assert tags[contract.V_MODEL_SHA] == digest.value == verdict["candidate_model"]["digest"]
-    assert set(json.loads(tags[contract.V_MODEL_FILES])) == {"MLmodel", "model.skops",
-                                                              "extra/notes.txt"}
+    assert set(json.loads(tags[contract.V_MODEL_FILES])) == {
+        "MLmodel", "model.skops", "extra/notes.txt"}
 
     code, line, document = run_verify(store, f"models:/{NAME}@production", tmp_path)
     assert code == 0 and line.startswith(f"verified: {NAME} v1 files match sha256:")
@@ -238,8 +238,8 @@ def test_a_champion_promoted_before_digests_keeps_working(
     out = io.StringIO()
     assert history.status(as_store(store), cfg, out, str(tmp_path / "s.json")) == 0
     rows = json.loads((tmp_path / "s.json").read_text())["versions"]
-    assert [(r["version"], r["files"]) for r in rows] == [("v2 ◀", "checked"),
-                                                         ("v1", "no digest")]
+    assert [(r["version"], r["files"]) for r in rows] == [
+        ("v2 ◀", "checked"), ("v1", "no digest")]
     code, line, _ = run_verify(store, f"models:/{NAME}/1", tmp_path)
     assert code == 1 and "has no model digest recorded by the gate" in line
     out = io.StringIO()
