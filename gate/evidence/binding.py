@@ -120,8 +120,9 @@ def champion_files(store: Store, name: str, champion: Champion,
         return fetch_model(store, location, dest, f"run {champion.run.run_id}"), ()
     binding = check_version(store, name, champion.version, champion.tags, champion.source,
                             dest)
-    if binding.files is None:
-        return None, ()
+    if binding.files is None:       # deleted, not swapped: nothing can serve it either
+        return None, (f"{binding.label}'s model files are gone: it cannot be served, and "
+                      "only its cached predictions can pair this check",)
     if binding.recorded is None:
         return binding.files, (binding.unrecorded_note,)
     if binding.problem is not None:
