@@ -292,3 +292,25 @@ def test_verify_of_an_unknown_model_or_alias_is_bad_input(
     with pytest.raises(InputError, match="version 7 not found"):
         run_verify(store, f"models:/{NAME}/7", tmp_path)
     assert parse("models:/a/b@champion").name == "a/b"
+
+
+def test_status_says_when_the_champions_files_cannot_be_read(
+        store: MemoryStore, data: dict[str, Any], cfg: config_mod.Config, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from gate.errors import InfraError
+
+    check(store, cfg, fit(store, data, 1.0).run_id, tmp_path)
+
+    def refused(location: str) -> list[Any]:
+        raise InfraError("S3 bucket 'models': access denied (HTTP 403)")
+
+    monkeypatch.setattr(store.artifacts, "list_files", refused)
+    out = io.StringIO()
+    # the table comes from the registry alone: it is still shown, the mark says why not
+    assert history.status(as_store(store), cfg, out, str(tmp_path / "s.json")) == 0
+    rows = json.loads((tmp_path / "s.json").read_text())["versions"]
+    assert rows[0]["files"] == "not checked"
+    assert "v1's model files were not checked: S3 bucket 'models': access denied" \
+        in out.getvalue()
+    with pytest.raises(InfraError):     # verify and rollback need the files: exit 3
+        run_verify(store, f"models:/{NAME}@production", tmp_path)

@@ -9,7 +9,8 @@ from gate import contract
 from gate.delivery import deliver
 from gate.delivery.outputs import Message, plain, step_outputs
 from gate.core.config import Config
-from gate.errors import InputError
+from gate.commands import errors
+from gate.errors import InfraError, InputError
 from gate.commands.check import metrics_from_tag, actor
 from gate.core.domain import VersionInfo
 from gate.core.ports import Store
@@ -29,9 +30,12 @@ def status(registry: Store, config: Config, out: TextIO, json_path: str | None) 
     champion = registry.champion_version(model)
     # only the champion's files are downloaded and checked (one download); the other
     # rows say whether a digest was recorded, which `verify` checks on demand
-    bound = _champion_binding(registry, model.name, champion, versions)
+    bound, unread = _champion_binding(registry, model.name, champion, versions)
     metric_names = [rule.name for rule in config.metrics]
-    rows = [_row(info, champion, metric_names, bound) for info in versions[:HISTORY_ROWS]]
+    rows = [_row(info, champion, metric_names,
+                 _files_cell(info, bound if info.version == champion else None,
+                             bool(unread) and info.version == champion))
+            for info in versions[:HISTORY_ROWS]]
     header = ["version", "aliases", "gate", "files", "promoted at", "replaced", "commit",
               *metric_names]
     text = (f"Model {model.name}: Production (@{model.alias}) is "
@@ -39,7 +43,8 @@ def status(registry: Store, config: Config, out: TextIO, json_path: str | None) 
             + _table(header, [[r[h] for h in header] for r in rows])
             + ("\n(older versions not shown)\n" if len(versions) > HISTORY_ROWS else "")
             + "\nfiles: the champion's are checked against the digest recorded at its "
-              "promotion; others show whether one was recorded (`gate verify` checks one)\n")
+              "promotion; others show whether one was recorded (`gate verify` checks one)\n"
+            + (f"{unread}\n" if unread else ""))
     # a terminal table: no markdown, so no job summary and no step outputs
     document = {"model_name": model.name, "champion_version": champion, "versions": rows}
     deliver.send(Message(plain(text), data=document), deliver.Targets(json_path=json_path),
@@ -50,14 +55,19 @@ def status(registry: Store, config: Config, out: TextIO, json_path: str | None) 
 
 
 def _champion_binding(registry: Store, name: str, champion: str | None,
-                      versions: list[VersionInfo]) -> binding.Binding | None:
+                      versions: list[VersionInfo]) -> tuple[binding.Binding | None, str]:
+    """The champion's files against its digest; when the store cannot give them (the
+    table is read from the registry alone), a line saying so instead."""
     if champion is None:
-        return None
+        return None, ""
     info = next((v for v in versions if v.version == champion), None) or \
         registry.version(name, champion)
-    with temp_dir() as tmp:
-        return binding.check_version(registry, name, champion, info.tags, info.source,
-                                     Path(tmp))
+    try:
+        with temp_dir() as tmp:
+            return binding.check_version(registry, name, champion, info.tags, info.source,
+                                         Path(tmp)), ""
+    except InfraError as exc:
+        return None, errors.error_line(f"v{champion}'s model files were not checked: {exc}")
 
 
 def rollback(registry: Store, config: Config, reason: str | None, out: TextIO,
@@ -101,13 +111,13 @@ def rollback(registry: Store, config: Config, reason: str | None, out: TextIO,
 
 
 def _row(info: VersionInfo, champion: str | None, metrics: list[str],
-         bound: binding.Binding | None) -> dict[str, Any]:
+         files: str) -> dict[str, Any]:
     values = metrics_from_tag(info.tags.get(contract.V_METRICS))
     marker = " ◀" if info.version == champion else ""
     row = {"version": f"v{info.version}{marker}", "aliases": ",".join(info.aliases) or "-",
            "gate": info.tags.get(contract.V_STATUS, "-") +
            (" (rolled back)" if contract.V_ROLLED_BACK_AT in info.tags else ""),
-           "files": _files_cell(info, bound if info.version == champion else None),
+           "files": files,
            "promoted at": info.tags.get(contract.V_PROMOTED_AT, "-"),
            "replaced": _version_cell(info.tags.get(contract.V_CHAMPION)),
            "commit": info.tags.get(contract.V_COMMIT, "-")[:10]}
@@ -117,10 +127,12 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str],
     return row
 
 
-def _files_cell(info: VersionInfo, bound: binding.Binding | None) -> str:
+def _files_cell(info: VersionInfo, bound: binding.Binding | None, unread: bool) -> str:
     """The model files' mark: checked (the champion), else whether a digest is recorded."""
     if contract.V_MODEL_SHA not in info.tags:
         return "no digest"
+    if unread:
+        return "not checked"
     if bound is None:
         return "digest"
     if bound.matches:
