@@ -19,6 +19,8 @@ from gate.errors import InputError
 from gate.evidence.modeldigest import ModelDigest, changed_files, digest_folder, \
     files_from_tag, files_tag
 
+MLMODEL = "MLmodel"
+
 
 @dataclass(frozen=True)
 class Files:
@@ -34,7 +36,12 @@ def fetch_model(store: Store, location: str | None, dest: Path, label: str) -> F
     download, and each file again as it lands."""
     if location is None:
         return None
+    # MLmodel first, as the gate always read a model: one GET, and the store's first
+    # answer (a missing file, a refused key) reads as it did before the listing
+    got = store.artifacts.fetch(location, (MLMODEL,), str(dest)) is not None
     listed = store.artifacts.list_files(location)
+    if got and MLMODEL not in {item.path for item in listed}:
+        (dest / MLMODEL).unlink()   # gone since: the digest is of what the listing holds
     if not listed:
         return None
     total = 0
@@ -50,7 +57,8 @@ def fetch_model(store: Store, location: str | None, dest: Path, label: str) -> F
     if total > contract.MAX_MODEL_BYTES:
         raise InputError(f"{label}: its files are over the gate's limit of "
                          f"{contract.MAX_MODEL_BYTES} bytes together")
-    if store.artifacts.fetch(location, [item.path for item in listed], str(dest)) is None:
+    rest = [item.path for item in listed if not (got and item.path == MLMODEL)]
+    if store.artifacts.fetch(location, rest, str(dest)) is None:
         raise InputError(f"{label}: a listed file could not be downloaded (its files changed "
                          "while the gate read them)")
     return Files(dest, digest_folder(dest))
