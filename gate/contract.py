@@ -70,6 +70,11 @@ V_EVAL_SHA = "gate.eval_sha256"
 # the digest of CACHED_PREDICTIONS in the version's own run
 V_PREDICTIONS_SHA = "gate.predictions_sha256"
 V_FLAVOR = "gate.flavor"
+# the digest of every file of the version's model, checked at its promotion (sha256:
+# over sorted `path<TAB>sha256` lines), and the files as {path: sha256[:16]} when that
+# fits in a tag: every later use of the version checks its files against them
+V_MODEL_SHA = "gate.model_sha256"
+V_MODEL_FILES = "gate.model_files"
 # written by rollback
 V_RESTORED_FROM = "gate.restored_from"
 V_ROLLED_BACK_AT = "gate.rolled_back_at"
@@ -96,3 +101,5 @@ MAX_COLUMNS = 4096
 MAX_ROWS = 20_000_000
 MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_CLASSES = 1000
+MAX_MODEL_FILES = 1000      # files and folders of one logged model
+MAX_MODEL_BYTES = 2 * 1024 * 1024 * 1024    # all of one logged model's files together

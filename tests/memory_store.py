@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from gate import contract
 from gate.core.config import ModelConfig
-from gate.core.domain import Champion, RunInfo, VersionInfo
+from gate.core.domain import Champion, RunInfo, StoredFile, VersionInfo
 from gate.errors import InfraError, InputError
 
 LEGACY_STAGE = "Production"
@@ -64,6 +64,13 @@ class MemoryArtifacts:
             shutil.copyfile(source, local)
         return Path(dest)
 
+    def list_files(self, location: str) -> list[StoredFile]:
+        base = Path(location)
+        if not base.is_dir():
+            return []
+        return [StoredFile(path.relative_to(base).as_posix(), path.stat().st_size)
+                for path in sorted(base.rglob("*")) if path.is_file()]
+
     def log_file(self, run_id: str, local: Path, folder: str) -> None:
         if self.store.refuse_uploads:
             raise InfraError(f"writing artifacts of run {run_id}: refused")
@@ -79,6 +86,9 @@ class MemoryPromotions:
         self.store = store
         # called inside the lease, before the move: a test's concurrent promotion
         self.before_move: Callable[[], None] | None = None
+        # called as the lease is taken, before anything of the move: a test's rewrite
+        # of the candidate's files after its check
+        self.on_lock: Callable[[], None] | None = None
 
     def check_unchanged(self, model: ModelConfig, expected: str | None) -> None:
         current = self.store.champion_version(model)
@@ -124,6 +134,8 @@ class MemoryPromotions:
         token = uuid.uuid4().hex
         tags[contract.LOCK_TAG] = token
         try:
+            if self.on_lock is not None:
+                self.on_lock()
             yield
         finally:
             if tags.get(contract.LOCK_TAG) == token:
@@ -286,7 +298,14 @@ class MemoryStore:
     def _info(registered: RegisteredModel, entry: Version) -> VersionInfo:
         aliases = tuple(sorted(a for a, v in registered.aliases.items() if v == entry.version))
         return VersionInfo(version=entry.version, run_id=entry.run_id, aliases=aliases,
-                           stage=entry.stage, tags=dict(entry.tags), created=entry.created)
+                           stage=entry.stage, tags=dict(entry.tags), created=entry.created,
+                           source=entry.source)
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        registered = self.models.get(name)
+        if registered is None:
+            raise InputError(f"model {name!r} not found in {self.uri}")
+        return registered.aliases.get(alias)
 
     def model_location(self, name: str, version: str, source: str = "") -> str | None:
         entry = self.models[name].versions.get(version)

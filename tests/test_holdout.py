@@ -24,6 +24,7 @@ from gate.core.ports import Store
 from gate.delivery.deliver import Targets
 from gate.errors import ConfigError, InfraError, InputError
 from gate.evidence import rows as rowsource
+from tests.conftest import store_rows_toml
 from tests.memory_store import MemoryStore, log_regressor
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ def pinned(lines: list[str], **changes: str) -> config_mod.Config:
         eval_lines = [line for line in eval_lines if not line.startswith(f"{key} =")]
         if value:
             eval_lines.append(f"{key} = {json.dumps(value)}")
-    text = (ROOT / "gate.toml").read_text() + "\n" + "\n".join(eval_lines) + "\n"
+    text = store_rows_toml() + "\n" + "\n".join(eval_lines) + "\n"
     return config_mod.parse(text, "gate.toml")
 
 
@@ -200,7 +201,7 @@ def test_a_missing_holdout_is_bad_input(store: MemoryStore, holdout_csv: Path,
     "s3://bucket/holdouts/h.csv",
 ])
 def test_a_stored_eval_set_needs_a_digest(data_uri: str) -> None:
-    base = (ROOT / "gate.toml").read_text()
+    base = store_rows_toml()
     with pytest.raises(ConfigError, match="eval.digest is required") as caught:
         config_mod.parse(f'{base}\n[eval]\ndata = "{data_uri}"\ntarget = "y"\n')
     assert caught.value.exit_code == 2

@@ -90,7 +90,8 @@ def test_first_model_is_promoted_with_its_evidence(store: MemoryStore, data: dic
     assert store.models[NAME].tags[contract.M_CHAMPION] == "1"
     assert verdict["candidate_model"] == {"model": "sklearn / skops", "verified": True,
                                           "predictions": "computed by the gate from the "
-                                                         "model file"}
+                                                         "model file",
+                                          "digest": tags[contract.V_MODEL_SHA]}
     assert verdict["data_changed"] is False and verdict["champion_missing"] is None
     assert "first model: its own eval rows are used" in " ".join(verdict["notes"])
 
@@ -106,7 +107,9 @@ def test_better_candidate_passes_and_moves_production(store: MemoryStore,
     assert verdict["promoted_version"] == "2" and store.champion_version(cfg.model) == "2"
     assert verdict["champion_model"] == {"model": "sklearn / skops", "verified": True,
                                          "predictions": "cached at its promotion (digest "
-                                                        "checked)"}
+                                                        "checked)",
+                                         "digest": store.version(NAME, "1").tags[
+                                             contract.V_MODEL_SHA]}
     tags = store.version(NAME, "2").tags
     assert tags[contract.V_CHAMPION] == "1" and tags[contract.V_STATUS] == "passed"
     assert contract.V_PROMOTED_AT in tags and contract.LOCK_TAG not in store.models[NAME].tags

@@ -28,6 +28,7 @@ import pytest
 
 from gate.commands.cli import main
 from tests import servers
+from tests.conftest import store_rows_toml
 from tests.conftest import ROOT
 
 SERVER_PINS = ["mlflow==2.22.*",
@@ -136,7 +137,7 @@ def at_server(mlflow2_server: dict[str, Any], tmp_path: Path,
               monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow2_server["url"])
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    (tmp_path / "gate.toml").write_text(store_rows_toml())
     return mlflow2_server
 
 

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from gate.commands.cli import main
 from tests import servers
+from tests.conftest import store_rows_toml
 from tests.conftest import train
 from tests.listener import listening
 
@@ -84,7 +85,7 @@ def wait_lines(log: io.StringIO, count: int, timeout: float = 60.0) -> list[str]
 def test_gate_moves_dispatch_once_and_hand_moves_never(
         webhook_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    (tmp_path / "gate.toml").write_text(store_rows_toml())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", webhook_server)
     client = MlflowClient(webhook_server)
     log = io.StringIO()

@@ -15,6 +15,7 @@ from mlflow import MlflowClient
 from gate.commands import ci
 from gate.commands.cli import main
 from gate.report.markdown import render_skipped
+from tests.conftest import store_rows_toml
 from tests.conftest import train
 from tests.servers import free_port
 from tests.test_github import parse_outputs
@@ -137,7 +138,7 @@ def test_an_unreachable_server_writes_a_redacted_error_document(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "gate.toml").write_text((ROOT / "gate.toml").read_text())
+    (tmp_path / "gate.toml").write_text(store_rows_toml())
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET}@127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     assert main(["check", "--run-id", "0" * 32, "--json", "v.json"]) == 3

@@ -13,7 +13,9 @@ from gate import contract
 from gate.commands import errors
 from gate.delivery import deliver
 from gate.delivery.verdict_json import Facts, verdict_document
+from gate.evidence import binding
 from gate.evidence import gather as evidence
+from gate.evidence.modeldigest import ModelDigest
 from gate.core.config import Config, ModelConfig
 from gate.core.decide import Verdict, decide
 from gate.core.domain import Champion, RunInfo
@@ -23,6 +25,8 @@ from gate.evidence.workdir import temp_dir
 from gate.report.markdown import Context, render
 
 LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
+# gate.status of a version registered and refused: its files changed after the check
+MODEL_CHANGED = "refused_model_changed"
 TREND_POINTS = 8
 # The trend reads only the newest versions, so a long history costs one bounded
 # search; every promotion registers one version, so the last TREND_POINTS promoted
@@ -145,7 +149,8 @@ def model_lines(gathered: evidence.Gathered,
             continue
         mark = "verified" if side.verified else "unverified"
         model = side.model or ("no logged model" if side.model_read else "model not read")
-        lines.append((name, f"{model}, {mark}: {side.how}"))
+        files = f" (files {side.digest.short}…)" if side.digest else ""
+        lines.append((name, f"{model}{files}, {mark}: {side.how}"))
     return lines
 
 
@@ -202,10 +207,14 @@ def promote_gathered(registry: Store, config: Config, candidate: RunInfo,
         if version is None:
             return Promotion(None)
         tags = _decision_tags(candidate, champion, verdict, reason, forced)
+        digest = gathered.candidate.digest if gathered is not None else None
         if gathered is not None:
             evidence_tags, notes = _evidence_tags(registry, candidate, gathered)
             tags.update(evidence_tags)
-        _move(registry, config.model, version, champion.version if champion else None, tags)
+        if digest is not None:
+            tags.update(binding.version_tags(digest))
+        _move(registry, config.model, version, champion.version if champion else None, tags,
+              digest)
     except InfraError as exc:
         return Promotion(None, exc, notes)
     return Promotion(version, None, notes)
@@ -246,25 +255,51 @@ def _decision_tags(candidate: RunInfo, champion: Champion | None, verdict: Verdi
     return tags
 
 
+class ModelChanged(InfraError):
+    """The candidate's files changed between the check and its promotion."""
+
+
 def _move(registry: Store, model: ModelConfig, version: str, expected: str | None,
-          tags: Mapping[str, str]) -> None:
+          tags: Mapping[str, str], digest: ModelDigest | None = None) -> None:
     try:
         with registry.promotions.promotion_lock(model.name):
+            if digest is not None:
+                _same_bytes(registry, model.name, version, digest)
             registry.promotions.move_champion(model, version, expected, tags)
     except InfraError as exc:
         _mark_lost(registry, model.name, version, exc)
         raise
 
 
+def _same_bytes(registry: Store, name: str, version: str, digest: ModelDigest) -> None:
+    """Just before the alias moves: the version's files, read again, are byte for byte
+    those the check judged (a trainer with EDIT on the experiment can rewrite them)."""
+    from pathlib import Path
+
+    with temp_dir() as tmp:
+        try:
+            changed = binding.changed_since(registry, name, version, digest, Path(tmp))
+        except InfraError:
+            raise
+        except GateError as exc:
+            raise ModelChanged(f"{name} v{version}'s model files cannot be read again "
+                               f"before promotion ({exc}); nothing was promoted") from None
+    if changed:
+        raise ModelChanged(f"{name} v{version}'s model files changed since the check: "
+                           f"{', '.join(changed)[:400]}; nothing was promoted, re-run the "
+                           "gate on the files as they are now")
+
+
 def _mark_lost(registry: Store, name: str, version: str, why: InfraError) -> None:
     """Tag a version registered for this promotion and never promoted (a lost race, a
-    lease held by another), so nobody mistakes it for a gated champion. A version that
-    was Production before keeps its own history."""
+    lease held by another, files changed since the check), so nobody mistakes it for a
+    gated champion. A version that was Production before keeps its own history."""
+    status = MODEL_CHANGED if isinstance(why, ModelChanged) else LOST_RACE
     with contextlib.suppress(GateError):
         if contract.V_PROMOTED_AT in registry.version(name, version).tags:
             return
         registry.promotions.tag_version(name, version, {
-            contract.V_STATUS: LOST_RACE, contract.V_LOST_REASON: str(why)[:500]})
+            contract.V_STATUS: status, contract.V_LOST_REASON: str(why)[:500]})
 
 
 def _evidence_tags(registry: Store, candidate: RunInfo, gathered: evidence.Gathered

@@ -128,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(status)
     status.add_argument("--json", metavar="PATH")
 
+    verify = sub.add_parser(
+        "verify", parents=[debug],
+        help="check that a version's model files are those the gate verified (run it "
+             "before serving)",
+        description="Download the model files of a registered version, digest them and "
+                    "compare with the digest the gate recorded when it promoted the "
+                    "version. Exit 0 only when they match and the gate promoted it; 1 when "
+                    "the files differ or the gate never verified it; 2 for a bad "
+                    "reference, model, version or alias; 3 for the infrastructure.")
+    verify.add_argument("reference", metavar="models:/NAME@ALIAS|models:/NAME/VERSION",
+                        help="the version to check, as a deployment would load it")
+    verify.add_argument("--json", metavar="PATH", help="write the result as JSON")
+
     prune = sub.add_parser("prune", parents=[debug],
                            help="list (or --yes: delete) old CI runs that back no model version")
     prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
@@ -236,18 +249,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _prune(args)
     if args.command == "holdout":
         return _holdout(args)
+    if args.command == "verify":
+        from gate.commands.verify import verify
+
+        return verify(_store(), args.reference, sys.stdout, args.json)
     configured = config_mod.load(args.config)
     cfg = configured.with_model_name(args.model_name)
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
-    from gate.mlflowstore.session import point_mlflow_at
-    from gate.mlflowstore.registry import Registry
-
-    note = store_note()     # before point_mlflow_at, which may export the URI it sets
-    uri = resolve_tracking_uri()
-    point_mlflow_at(uri)
-    registry = Registry(uri, note=note)
+    registry = _store()
     args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
     if args.command in ("check", "promote"):
         naming.known_model(registry, cfg.model.name, configured)
@@ -273,6 +284,16 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _targets(args: argparse.Namespace) -> deliver.Targets:
     return deliver.targets_from(args, webhook_env=args.webhook_env)
+
+
+def _store() -> Store:
+    from gate.mlflowstore.session import point_mlflow_at
+    from gate.mlflowstore.registry import Registry
+
+    note = store_note()     # before point_mlflow_at, which may export the URI it sets
+    uri = resolve_tracking_uri()
+    point_mlflow_at(uri)
+    return Registry(uri, note=note)
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:

@@ -43,3 +43,12 @@ class VersionInfo:
     stage: str
     tags: Mapping[str, str]
     created: int
+    source: str = ""        # what it was registered from, e.g. models:/m-...
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One file under an artifact location, as the store lists it."""
+
+    path: str               # relative to the location, POSIX
+    size: int | None        # bytes, when the store says

@@ -12,7 +12,7 @@ from typing import Mapping, Protocol, Sequence
 
 from gate import contract
 from gate.core.config import ModelConfig
-from gate.core.domain import Champion, RunInfo, VersionInfo
+from gate.core.domain import Champion, RunInfo, StoredFile, VersionInfo
 
 
 class Reads(Protocol):
@@ -56,6 +56,11 @@ class Reads(Protocol):
 
     def version(self, name: str, version: str) -> VersionInfo: ...
 
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version `alias` points at (no stage fallback); None when it is not set.
+        InputError when there is no model `name`."""
+        ...
+
     def model_location(self, name: str, version: str, source: str = "") -> str | None:
         """Where a version's model files are stored; None if the store cannot say."""
         ...
@@ -71,6 +76,10 @@ class Artifacts(Protocol):
     def fetch(self, location: str, paths: Sequence[str], dest: str) -> Path | None:
         """Files under an artifact location to dest/<path>: dest, or None when one of
         them is not there."""
+        ...
+
+    def list_files(self, location: str) -> list[StoredFile]:
+        """Every file under an artifact location, recursively; [] when none is there."""
         ...
 
     def log_file(self, run_id: str, local: Path, folder: str) -> None: ...

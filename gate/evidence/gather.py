@@ -13,12 +13,14 @@ from typing import Any
 
 from gate import contract
 from gate.evidence import leakage
+from gate.evidence import binding
 from gate.evidence import rows as rowsource
 from gate.evidence import scoring
 from gate.core.config import Config
 from gate.core.decide import Evidence
 from gate.core.domain import Champion, RunInfo
 from gate.core.ports import Store
+from gate.evidence.modeldigest import ModelDigest
 from gate.evidence.rows import Fallback, Rows
 from gate.evidence.scoring import PredictionsFile, Side
 from gate.evidence.workdir import temp_dir
@@ -80,17 +82,26 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                          f"'{config.model.alias}' alias is set")
     with temp_dir() as tmp:
         work = Path(tmp)
+        # the champion's files first: nothing of a champion whose bytes changed since
+        # its promotion is used, its rows and cached predictions included
+        champ_files: binding.Files | None = None
+        if champion is not None:
+            champ_files, bound = binding.champion_files(store, config.model.name, champion,
+                                                        work / "champion-model")
+            notes.extend(bound)
         cand_model = scoring.run_model(store, config, candidate.model_id,
                                        work / "candidate-model",
                                        f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
+        digest = cand_model.digest if cand_model else None
         try:
             cand_eval = rowsource.run_evaluation(store, candidate, work / "candidate",
                                                  f"run {candidate.run_id}")
             chosen = rowsource.chosen_rows(store, config, champion, cand_eval, work)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
-                             data_changed)
+                             data_changed,
+                             digest=digest)
         rows, eval_rows = chosen.rows, chosen.eval_rows
         notes.extend(chosen.notes)
         notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
@@ -100,7 +111,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                        "the candidate")
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
-                             data_changed, rows)
+                             data_changed, rows,
+                             digest=digest)
         common: dict[str, Any] = {
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
@@ -112,17 +124,19 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             computed = scoring.computed_metrics(config, eval_rows.y, cand.outputs, task)
             return Gathered(Evidence(**base, **verified, candidate_computed=computed),
                             tuple(notes), **common)
-        champ, cache_notes = scoring.cached_predictions(store, champion, eval_rows,
-                                                        work / "cache")
+        champ, cache_notes = scoring.cached_predictions(
+            store, champion, eval_rows, work / "cache",
+            champ_files.digest if champ_files else None)
         notes.extend(cache_notes)
         try:
             if champ is None:
                 champ = scoring.champion_predictions(store, config, champion, eval_rows, task,
-                                                     work, chosen.champion_eval)
+                                                     work, chosen.champion_eval, champ_files)
             paired = scoring.paired(config, eval_rows.y, champ.outputs, cand.outputs, task)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
-                             data_changed, rows)
+                             data_changed, rows,
+                             digest=digest)
     unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
@@ -154,7 +168,7 @@ def leakage_warnings(config: Config, candidate: RunInfo,
 
 def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,
               champion: Champion | None, flavor: str, data_changed: bool,
-              rows: Rows | None = None) -> Gathered:
+              rows: Rows | None = None, digest: ModelDigest | None = None) -> Gathered:
     champion_known = champion is not None
     # the champion's model was not read: its flavor as recorded at its promotion, if any
     champ_flavor = champion.tags.get(contract.V_FLAVOR, "") if champion else ""
@@ -165,7 +179,7 @@ def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candida
     return Gathered(evidence,
                     (*notes, f"compared logged metrics (not the same rows): {reason}"),
                     rows.count if rows else _rows_tag(candidate), data_changed,
-                    Side("candidate", flavor, False, how),
+                    Side("candidate", flavor, False, how, digest=digest),
                     Side("champion", champ_flavor, False, how, model_read=bool(champ_flavor))
                     if champion_known else None, rows)
 

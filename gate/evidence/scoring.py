@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gate import contract
+from gate.evidence import binding
 from gate.evidence import evalset
 from gate.evidence import loaders
 from gate.evidence import modelfile
@@ -20,6 +21,7 @@ from gate.stats.paired import PairedStat
 from gate.core.domain import Champion
 from gate.errors import InputError
 from gate.core.ports import Store
+from gate.evidence.modeldigest import ModelDigest
 from gate.evidence.rows import Fallback
 
 
@@ -34,6 +36,7 @@ class Side:
     # the gate read the model's MLmodel (or a tag recorded when it did): an empty flavor
     # then means no logged model; otherwise it is only not known
     model_read: bool = True
+    digest: ModelDigest | None = None   # of every file of its model, as the gate read them
 
     @property
     def model(self) -> str:
@@ -41,7 +44,8 @@ class Side:
         return self.flavor.replace(":", " / ")
 
     def as_json(self) -> dict[str, Any]:
-        return {"model": self.model or None, "verified": self.verified, "predictions": self.how}
+        return {"model": self.model or None, "verified": self.verified, "predictions": self.how,
+                "digest": self.digest.value if self.digest else None}
 
 
 @dataclass(frozen=True)
@@ -71,33 +75,38 @@ class Model:
     info: modelfile.ModelFile
     folder: Path | None         # downloaded files when a safe loader can read it
     loaded: loaders.Loaded | None = None    # loaded with its files, when a loader reads it
+    digest: ModelDigest | None = None       # of every file of the model folder
 
 
 def run_model(store: Store, config: Config, model_id: str | None, dest: Path,
               label: str) -> Model | None:
+    """The candidate's whole model folder, digested (the digest is what promotion
+    checks again), and loaded when a safe loader reads it."""
     if not model_id:
         return None
-    return _model_at(store, config, store.logged_model_location(model_id), dest, label,
-                     missing=f"{label} cannot be downloaded")
+    files = binding.fetch_model(store, store.logged_model_location(model_id), dest, label)
+    model = _model_in(config, files, label) if files is not None else None
+    if model is None:
+        raise InputError(f"{label} cannot be downloaded")
+    return model
 
 
-def _model_at(store: Store, config: Config, location: str | None, dest: Path,
-              label: str, missing: str) -> Model | None:
-    """MLmodel, and the model file when a safe loader reads it; untrusted skops types
-    are refused (exit 2) before anything of the file is built."""
-    if location is None or store.artifacts.fetch(location, ("MLmodel",), str(dest)) is None:
-        if missing:
-            raise InputError(missing)
+def _model_in(config: Config, files: binding.Files, label: str) -> Model | None:
+    """The model in downloaded files, loaded when a safe loader reads it (untrusted
+    skops types are refused, exit 2, before anything of the file is built); None when
+    they hold no MLmodel."""
+    dest = files.folder
+    if not (dest / "MLmodel").is_file():
         return None
     info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
     if info.data is None or info.loader is None or not loaders.available(info):
-        return Model(info, None)
-    if store.artifacts.fetch(location, (info.data,), str(dest)) is None:
+        return Model(info, None, digest=files.digest)
+    if not (dest / info.data).exists():
         raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
     # loaded here, before anything is registered: skops audits the types against the
     # trusted list before it builds anything, so loading is the vetting (one parse)
     trusted = loaders.TRUSTED_TYPES + config.model.trusted_types
-    return Model(info, dest, loaders.load(dest, info, trusted, label))
+    return Model(info, dest, loaders.load(dest, info, trusted, label), files.digest)
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
@@ -105,6 +114,7 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     """One model's outputs on the chosen rows: computed when it loads safely, else its
     logged predictions lined up with the chosen rows."""
     flavor = model.info.key if model else ""
+    digest = model.digest if model else None
     if model is not None and model.folder is not None:
         loaded = model.loaded
         assert loaded is not None     # a model with its files is loaded with them
@@ -116,10 +126,11 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
             return Predicted(outputs, Side(
                 role, flavor, False, "computed on columns only the run supplied "
                 f"({', '.join(added)[:120]}): not verified; pin [eval] data that has "
-                "them to verify"))
+                "them to verify", digest=digest))
         outputs = _score(loaded, model.info, chosen, task, who)
         return Predicted(outputs, Side(role, flavor, True,
-                                       "computed by the gate from the model file"))
+                                       "computed by the gate from the model file",
+                                       digest=digest))
     why = "no safe loader for " + model.info.description if model else "no logged model"
     if logged is None:
         raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
@@ -130,7 +141,8 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     p = logged.predictions
     outputs = loaders.Outputs(p.values[index], None if p.proba is None else p.proba[index],
                               p.classes)
-    return Predicted(outputs, Side(role, flavor, False, f"logged by the run, unverified ({why})"))
+    return Predicted(outputs, Side(role, flavor, False, f"logged by the run, unverified ({why})",
+                                   digest=digest))
 
 
 def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
@@ -157,15 +169,13 @@ def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
 
 def champion_predictions(store: Store, config: Config, champion: Champion,
                          chosen: evalset.EvalRows, task: str, work: Path,
-                         logged: rowsource.RunEvaluation | None) -> Predicted:
-    """The champion scored on the chosen rows; `logged` is its run's evaluation when
-    it was read already (else it is read here if the model needs it)."""
+                         logged: rowsource.RunEvaluation | None,
+                         files: binding.Files | None) -> Predicted:
+    """The champion scored on the chosen rows, from its files as checked against its
+    digest (`binding.champion_files`; None: they are gone); `logged` is its run's
+    evaluation when it was read already (else it is read here if the model needs it)."""
     label = f"champion {config.model.name} {champion.label}"
-    location = store.logged_model_location(champion.run.model_id) \
-        if champion.found_by == "run" and champion.run.model_id else \
-        store.model_location(config.model.name, champion.version, champion.source) \
-        if champion.version else None
-    model = _model_at(store, config, location, work / "champion-model", label, missing="")
+    model = _model_in(config, files, label) if files is not None else None
     if model is None:
         raise Fallback(f"the model files of {champion.label} are gone")
     if model.folder is None and logged is None:
@@ -175,9 +185,11 @@ def champion_predictions(store: Store, config: Config, champion: Champion,
 
 
 def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRows,
-                       work: Path) -> tuple[Predicted | None, tuple[str, ...]]:
+                       work: Path, digest: ModelDigest | None = None
+                       ) -> tuple[Predicted | None, tuple[str, ...]]:
     """The champion's predictions kept at its promotion, if its version's tags vouch for
-    them and they were made on these very rows; and a note when they were refused."""
+    them and they were made on these very rows; and a note when they were refused.
+    Called only after its model files were checked against their digest (`digest`)."""
     sha = champion.tags.get(contract.V_PREDICTIONS_SHA)
     if not sha or champion.tags.get(contract.V_EVAL_SHA) != chosen.sha256:
         return None, ()
@@ -191,7 +203,7 @@ def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRow
     p = evalset.logged_predictions(path, len(chosen), f"{champion.label}'s cached predictions")
     flavor = champion.tags.get(contract.V_FLAVOR, "")
     side = Side("champion", flavor, True, "cached at its promotion (digest checked)",
-                model_read=bool(flavor))
+                digest=digest, model_read=bool(flavor))
     return Predicted(loaders.Outputs(p.values, p.proba, p.classes), side), ()
 
 

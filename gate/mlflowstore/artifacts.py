@@ -1,4 +1,5 @@
-"""Artifact transfers: a few named files down from a run or model, one file up.
+"""Artifact transfers: a few named files down from a run or model, one file up, and
+the listing of a model's folder.
 
 A GET per file, sizes capped before anything parses them; S3 faults of clients that
 write to the bucket directly are told apart from files that are not there.
@@ -11,7 +12,8 @@ from typing import Any, Sequence
 from gate import contract
 from gate.errors import GateError, InfraError, InputError
 from gate.mlflowstore.session import Session, first_line, short_infra, unreachable
-from gate.mlflowstore.s3 import storage_error
+from gate.mlflowstore.s3 import storage_error, storage_errors
+from gate.core.domain import StoredFile
 from gate.core.redaction import redact_uri
 
 
@@ -28,17 +30,8 @@ class Artifacts:
         its listed size before any of it is downloaded. Then one GET per file (MLflow's
         download_artifacts would list every path again to learn if it is a folder).
         """
-        from mlflow.store.artifact.artifact_repository_registry import \
-            get_artifact_repository
-
         base = location.rstrip("/")
-        try:
-            repo = get_artifact_repository(base, tracking_uri=self.session.uri)
-        except Exception as exc:  # an unknown scheme, a store this client cannot use
-            if (s3_fault := storage_error(exc, base)) is not None:
-                raise s3_fault from None
-            raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
-                             f"{first_line(exc)[:200]}") from None
+        repo = self._repo(base)
         listings: dict[str, dict[str, int | None] | GateError] = {}
         for path in paths:
             folder, _, leaf = path.rpartition("/")
@@ -69,6 +62,44 @@ class Artifacts:
                 local.unlink()
                 raise _too_big(base, path, None)
         return Path(dest)
+
+    def list_files(self, location: str) -> list[StoredFile]:
+        """Every file under an artifact location, walking its folders; [] when nothing
+        is there. At most MAX_MODEL_FILES entries: a listing is bounded like a read."""
+        from mlflow.exceptions import MlflowException
+
+        base = location.rstrip("/")
+        repo = self._repo(base)
+        found: list[StoredFile] = []
+        pending: list[str | None] = [None]
+        entries = 0
+        try:
+            with storage_errors(base):
+                while pending:
+                    for info in repo.list_artifacts(pending.pop()) or []:
+                        entries += 1
+                        if entries > contract.MAX_MODEL_FILES:
+                            raise InputError(f"{redact_uri(base)}: more than "
+                                             f"{contract.MAX_MODEL_FILES} files and folders")
+                        if info.is_dir:
+                            pending.append(info.path)
+                        else:
+                            found.append(StoredFile(info.path, info.file_size))
+        except (MlflowException, OSError) as exc:
+            raise InfraError(f"cannot list {redact_uri(base)}: {short_infra(exc)}") from None
+        return found
+
+    def _repo(self, base: str) -> Any:
+        from mlflow.store.artifact.artifact_repository_registry import \
+            get_artifact_repository
+
+        try:
+            return get_artifact_repository(base, tracking_uri=self.session.uri)
+        except Exception as exc:  # an unknown scheme, a store this client cannot use
+            if (s3_fault := storage_error(exc, base)) is not None:
+                raise s3_fault from None
+            raise InputError(f"cannot read artifacts at {redact_uri(base)[:200]}: "
+                             f"{first_line(exc)[:200]}") from None
 
     def log_file(self, run_id: str, local: Path, folder: str) -> None:
         """Upload one file into a run's artifacts under `folder`."""

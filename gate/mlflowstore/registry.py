@@ -185,7 +185,8 @@ class Registry:
         infos = [VersionInfo(version=str(mv.version), run_id=mv.run_id,
                              aliases=tuple(sorted(by_version.get(str(mv.version), []))),
                              stage=mv.current_stage or "None", tags=dict(mv.tags or {}),
-                             created=int(mv.creation_timestamp or 0)) for mv in found]
+                             created=int(mv.creation_timestamp or 0),
+                             source=mv.source or "") for mv in found]
         infos.sort(key=lambda v: int(v.version), reverse=True)
         return infos[:newest] if newest is not None else infos
 
@@ -195,7 +196,16 @@ class Registry:
         return VersionInfo(version=str(mv.version), run_id=mv.run_id or "",
                            aliases=tuple(mv.aliases or ()),
                            stage=mv.current_stage or "None", tags=dict(mv.tags or {}),
-                           created=int(mv.creation_timestamp or 0))
+                           created=int(mv.creation_timestamp or 0), source=mv.source or "")
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        """The version `alias` points at, no stage fallback; None when it is not set.
+        InputError when there is no model `name`."""
+        registered = self.registered_model(name)
+        if registered is None:
+            raise InputError(f"model {name!r} not found in {self.uri_safe}")
+        version = dict(registered.aliases or {}).get(alias)
+        return None if version is None else str(version)
 
     def model_location(self, name: str, version: str, source: str = "") -> str | None:
         """Where a version's model files are stored; None if the registry cannot say."""
