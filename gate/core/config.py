@@ -14,6 +14,8 @@ from pathlib import Path
 from enum import StrEnum
 from typing import Any
 
+from gate.core import sliceconfig
+from gate.core.sliceconfig import SlicesConfig
 from gate.errors import ConfigError, echo
 from gate.stats.catalogue import AVERAGES, MetricSpec, is_classification, known_direction
 
@@ -108,6 +110,7 @@ class Config:
     source: str = "gate.toml"
     eval: EvalConfig = field(default_factory=EvalConfig)
     primary_metric: str = field(default="")
+    slices: SlicesConfig = field(default_factory=SlicesConfig)
 
     def with_model_name(self, name: str | None) -> "Config":
         if not name:
@@ -151,7 +154,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pos_label": ((str, int), False),
     },
 }
-_TOP_LEVEL = ("model", "compare", "metrics", "eval")
+_TOP_LEVEL = ("model", "compare", "metrics", "eval", "slices")
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
                list: "array", dict: "table"}
 
@@ -200,8 +203,12 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     compare = CompareConfig(**compare_raw)
     metrics = _metrics(data.get("metrics", {}), source)
     evaluation = EvalConfig(**_section(data, "eval", source))
+    reserved = {name: f"eval.{key} (not a slice)" for key, name in
+                (("target", evaluation.target), ("row_id", evaluation.row_id)) if name}
+    slices = sliceconfig.parse(data.get("slices", {}), source,
+                               tuple(rule.name for rule in metrics), reserved)
     config = Config(model=model, compare=compare, metrics=metrics, source=source,
-                    primary_metric=primary or metrics[0].name, eval=evaluation)
+                    primary_metric=primary or metrics[0].name, eval=evaluation, slices=slices)
     _check_values(config)
     # validated: the free strings become their enums (which still compare as strings)
     return replace(config, compare=replace(config.compare, policy=Policy(config.compare.policy)),

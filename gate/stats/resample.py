@@ -8,6 +8,7 @@ and no information (the bootstrap distribution is normal there to many digits).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -55,6 +56,21 @@ def count_blocks(n: int, resamples: int, seed: int,
         yield start, counts[:size]
 
 
+@dataclass(frozen=True)
+class Groups:
+    """The rows cut into groups (the slices of one column), each with its own parts.
+
+    `order` lists the row indices group after group (ascending within a group), and
+    group g holds order[bounds[g][0]:bounds[g][1]]; its parts are built on those rows
+    in that order. Under a resample a group's parts see the resample's counts of its
+    rows only: the bootstrap's weights restricted to the group.
+    """
+
+    order: Array
+    bounds: tuple[tuple[int, int], ...]
+    parts: tuple[tuple[Part, ...], ...]
+
+
 def bootstrap(parts: Sequence[Part], n: int, resamples: int, seed: int,
               chunk: int | None) -> list[Array]:
     """Each part's value under each resample, (resamples,) per part, on one draw.
@@ -62,24 +78,72 @@ def bootstrap(parts: Sequence[Part], n: int, resamples: int, seed: int,
     All sum parts' columns are stacked so a block of resamples is one BLAS product;
     rank parts are scored on the same counts.
     """
-    sums_parts = [p for p in parts if isinstance(p, SumPart)]
-    columns = np.hstack([p.columns(slice(None)) for p in sums_parts]) if sums_parts \
-        else np.empty((n, 0))
-    sums = np.empty((resamples, columns.shape[1]))
-    ranked = {id(p): np.empty(resamples) for p in parts if not isinstance(p, SumPart)}
+    return bootstrap_grouped(parts, (), n, resamples, seed, chunk)[0]
+
+
+def bootstrap_grouped(parts: Sequence[Part], groups: Sequence[Groups], n: int,
+                      resamples: int, seed: int, chunk: int | None
+                      ) -> tuple[list[Array], list[list[list[Array]]]]:
+    """`bootstrap` of `parts` on all rows and, on the very same resamples, of each
+    group's parts on its rows: (values of `parts`, [per Groups [per group [per part]]]).
+
+    Per block of counts, a Groups costs one gather of the counts into its row order and
+    one product per group of a contiguous piece of it with that group's columns: as
+    much arithmetic as the aggregate product, whatever the number of groups.
+    """
+    whole = _Scores(parts, n, resamples, float(n))
+    pieces = [[_Scores(group, end - start, resamples, None)
+               for (start, end), group in zip(g.bounds, g.parts)] for g in groups]
     for start, counts in count_blocks(n, resamples, seed, chunk):
-        sums[start:start + len(counts)] = counts @ columns
-        for p in parts:
+        whole.add(start, counts)
+        for g, scores in zip(groups, pieces):
+            ordered = np.take(counts, g.order, axis=1)
+            for (low, high), score in zip(g.bounds, scores):
+                score.add(start, ordered[:, low:high])
+    return whole.values(), [[score.values() for score in scores] for scores in pieces]
+
+
+class _Scores:
+    """The running sums (and rank values) of a set of parts over blocks of resamples."""
+
+    def __init__(self, parts: Sequence[Part], n: int, resamples: int,
+                 total: float | None) -> None:
+        self.parts = tuple(parts)
+        sums_parts = [p for p in parts if isinstance(p, SumPart)]
+        self.columns = np.hstack([p.columns(slice(None)) for p in sums_parts]) \
+            if sums_parts else np.empty((n, 0))
+        self.sums = np.empty((resamples, self.columns.shape[1]))
+        # the aggregate's weight is n in every resample; a group's is its rows' counts
+        self.total = total
+        self.weight = np.empty(resamples) if total is None else None
+        self.ranked = {id(p): np.empty(resamples) for p in parts
+                       if not isinstance(p, SumPart)}
+
+    def add(self, start: int, counts: Array) -> None:
+        end = start + len(counts)
+        if self.columns.shape[1]:
+            self.sums[start:end] = counts @ self.columns
+        if self.weight is not None:
+            self.weight[start:end] = counts.sum(axis=1)
+        for p in self.parts:
             if not isinstance(p, SumPart):
-                ranked[id(p)][start:start + len(counts)] = p.values(counts)
-    out, at = [], 0
-    for p in parts:
-        if isinstance(p, SumPart):
-            out.append(p.combine(sums[:, at:at + p.width], float(n)))
-            at += p.width
-        else:
-            out.append(ranked[id(p)])
-    return out
+                self.ranked[id(p)][start:end] = p.values(counts)
+
+    def values(self) -> list[Array]:
+        weight: Array | float = self.weight if self.weight is not None else \
+            float(self.total or 0.0)
+        out, at = [], 0
+        for p in self.parts:
+            if isinstance(p, SumPart):
+                # a group can draw none of its rows in a resample: its value is then
+                # undefined (NaN), which the summary counts as such
+                with np.errstate(divide="ignore" if self.weight is not None else "warn",
+                                 invalid="ignore" if self.weight is not None else "warn"):
+                    out.append(p.combine(self.sums[:, at:at + p.width], weight))
+                at += p.width
+            else:
+                out.append(self.ranked[id(p)])
+        return out
 
 
 def point(part: Part, n: int) -> float:

@@ -1,0 +1,76 @@
+"""The slices in the report: the failing ones named in the verdict line, and a compact
+table of the worst few (one row per slice and metric) that fits a PR comment.
+
+Slice values come from the eval rows: they are Untrusted, printed as code spans.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+from gate.core.config import Config
+from gate.core.decide import Verdict
+from gate.core.slicerules import SliceMetric, SliceResult
+
+WORST_ROWS = 5              # rows of the slice table: the worst (slice, metric) pairs
+ORDER = {"failed": 0, "within_noise": 1, "passed": 2, "not_gated": 3}
+MARK = {"failed": "❌", "within_noise": "⚠️", "passed": "✅", "not_gated": "➖"}
+WORD = {"failed": "failed", "within_noise": "within noise", "passed": "passed",
+        "not_gated": "not gated"}
+NBSP = "\u00a0"
+
+
+def headline_name(s: SliceResult) -> str:
+    """`segment=B: rmse +29 %`: the slice and its worst failing metric."""
+    worst = max(s.failed or s.metrics, key=lambda m: m.excess)
+    return f"{s.name}: {worst.name} {_change(worst, 0).replace(NBSP, ' ')}"
+
+
+def failed_names(verdict: Verdict) -> list[str]:
+    """The failing slices, worst first, as the verdict line names them."""
+    ranked = sorted(verdict.failed_slices,
+                    key=lambda s: -max(m.excess for m in s.failed))
+    return [headline_name(s) for s in ranked]
+
+
+def view(verdict: Verdict, config: Config | None, untrusted: Callable[[str, int], Any]
+         ) -> dict[str, Any] | None:
+    """The slice table's rows and the sentence above it; None without slices.
+    `untrusted` marks text from the eval rows (markdown.Untrusted.of)."""
+    if not verdict.slices:
+        return None
+    pairs = [(s, m) for s in verdict.slices for m in s.metrics]
+    pairs.sort(key=lambda p: (ORDER.get(str(p[1].status), 9), -p[1].excess))
+    rows = []
+    for s, m in pairs[:WORST_ROWS]:
+        dec = _decimals(m.champion, m.candidate)
+        rows.append({"slice": untrusted(s.name, 40), "status": str(m.status),
+                     "mark": MARK.get(str(m.status), ""),
+                     "word": WORD.get(str(m.status), str(m.status)),
+                     "metric": untrusted(m.name, 30), "rows": str(s.rows),
+                     "shift": f"{m.champion:.{dec}f} → {m.candidate:.{dec}f}",
+                     "change": _change(m, 1)})
+    gated = sum(1 for s in verdict.slices if s.gated)
+    confidence = config.compare.confidence if config else 0.95
+    min_rows = config.slices.min_rows if config else 0
+    alpha = (1 - confidence) / 2 * 100
+    failed = len(verdict.failed_slices)
+    summary = (f"{len(verdict.slices)} slices, {gated} gated (at least {min_rows} rows), "
+               f"{failed} failed. A slice fails when it is worse than its allowance at "
+               f"a family-wise {alpha:.3g}{NBSP}% (one-sided, Holm over the gated slices).")
+    return {"rows": rows, "summary": summary, "shown": len(rows), "total": len(pairs)}
+
+
+def _change(m: SliceMetric, digits: int) -> str:
+    rel = m.delta_rel
+    if rel is None or not math.isfinite(rel):
+        return f"{m.candidate - m.champion:+.4g}"
+    return f"{rel * 100:+.{digits}f}{NBSP}%"
+
+
+def _decimals(*values: float) -> int:
+    """Four significant digits of the largest value, 0 to 4 decimals (as the main table)."""
+    finite = [abs(v) for v in values if math.isfinite(v) and v != 0]
+    if not finite:
+        return 4
+    return min(4, max(0, 3 - math.floor(math.log10(max(finite)))))
