@@ -13,7 +13,6 @@ from gate.core.decide import Verdict
 from gate.core.slicerules import SliceMetric, SliceResult
 
 WORST_ROWS = 5              # rows of the slice table: the worst (slice, metric) pairs
-ORDER = {"failed": 0, "within_noise": 1, "passed": 2, "not_gated": 3}
 MARK = {"failed": "❌", "within_noise": "⚠️", "passed": "✅", "not_gated": "➖"}
 WORD = {"failed": "failed", "within_noise": "within noise", "passed": "passed",
         "not_gated": "not gated"}
@@ -40,7 +39,9 @@ def view(verdict: Verdict, config: Config | None, untrusted: Callable[[str, int]
     if not verdict.slices:
         return None
     pairs = [(s, m) for s in verdict.slices for m in s.metrics]
-    pairs.sort(key=lambda p: (ORDER.get(str(p[1].status), 9), -p[1].excess))
+    # the failing first, then the rest by how far beyond their allowance, gated or not
+    # (a small slice much worse is worth a look even though it cannot block)
+    pairs.sort(key=lambda p: (p[1].status != "failed", -p[1].excess))
     rows = []
     for s, m in pairs[:WORST_ROWS]:
         dec = _decimals(m.champion, m.candidate)

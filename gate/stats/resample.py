@@ -87,20 +87,19 @@ def bootstrap_grouped(parts: Sequence[Part], groups: Sequence[Groups], n: int,
     """`bootstrap` of `parts` on all rows and, on the very same resamples, of each
     group's parts on its rows: (values of `parts`, [per Groups [per group [per part]]]).
 
-    Per block of counts, a Groups costs one gather of the counts into its row order and
-    one product per group of a contiguous piece of it with that group's columns: as
-    much arithmetic as the aggregate product, whatever the number of groups.
+    A Groups' sum columns are laid side by side in one sparse (n, total width) matrix,
+    each group's rows in its own block of columns with one more column of ones (its
+    weight): a block of resamples times that matrix is every group's sums and weight in
+    one product, the arithmetic of the aggregate's (one nonzero per row and column of a
+    part). Rank parts see the counts gathered into the group's rows.
     """
     whole = _Scores(parts, n, resamples, float(n))
-    pieces = [[_Scores(group, end - start, resamples, None)
-               for (start, end), group in zip(g.bounds, g.parts)] for g in groups]
+    laid = [_Layout.of(g, resamples) for g in groups]
     for start, counts in count_blocks(n, resamples, seed, chunk):
         whole.add(start, counts)
-        for g, scores in zip(groups, pieces):
-            ordered = np.take(counts, g.order, axis=1)
-            for (low, high), score in zip(g.bounds, scores):
-                score.add(start, ordered[:, low:high])
-    return whole.values(), [[score.values() for score in scores] for scores in pieces]
+        for layout in laid:
+            layout.add(start, counts)
+    return whole.values(), [[score.values() for score in layout.scores] for layout in laid]
 
 
 class _Scores:
@@ -120,14 +119,17 @@ class _Scores:
                        if not isinstance(p, SumPart)}
 
     def add(self, start: int, counts: Array) -> None:
-        end = start + len(counts)
+        """Score a block of resamples' counts of these parts' rows."""
         if self.columns.shape[1]:
-            self.sums[start:end] = counts @ self.columns
+            self.sums[start:start + len(counts)] = counts @ self.columns
         if self.weight is not None:
-            self.weight[start:end] = counts.sum(axis=1)
+            self.weight[start:start + len(counts)] = counts.sum(axis=1)
+        self.add_ranked(start, counts)
+
+    def add_ranked(self, start: int, counts: Array) -> None:
         for p in self.parts:
             if not isinstance(p, SumPart):
-                self.ranked[id(p)][start:end] = p.values(counts)
+                self.ranked[id(p)][start:start + len(counts)] = p.values(counts)
 
     def values(self) -> list[Array]:
         weight: Array | float = self.weight if self.weight is not None else \
@@ -144,6 +146,57 @@ class _Scores:
             else:
                 out.append(self.ranked[id(p)])
         return out
+
+
+class _Layout:
+    """One Groups' sparse matrix of sum columns, and each group's running scores."""
+
+    def __init__(self, groups: Groups, matrix: object, offsets: list[int],
+                 scores: list[_Scores]) -> None:
+        self.groups = groups
+        self.matrix = matrix
+        self.offsets = offsets
+        self.scores = scores
+        self.ranked = any(score.ranked for score in scores)
+
+    @classmethod
+    def of(cls, groups: Groups, resamples: int) -> "_Layout":
+        from scipy import sparse
+
+        scores, offsets, rows, cols, vals = [], [], [], [], []
+        at = 0
+        for (low, high), parts in zip(groups.bounds, groups.parts):
+            score = _Scores(parts, high - low, resamples, None)
+            block = np.hstack((score.columns, np.ones((high - low, 1))))
+            index = groups.order[low:high]
+            rows.append(np.repeat(index, block.shape[1]))
+            cols.append(np.tile(np.arange(at, at + block.shape[1]), high - low))
+            vals.append(block.ravel())
+            scores.append(score)
+            offsets.append(at)
+            at += block.shape[1]
+        n = len(groups.order)
+        matrix = sparse.csr_matrix(
+            (np.concatenate(vals) if vals else np.empty(0),
+             (np.concatenate(rows) if rows else np.empty(0, dtype=np.intp),
+              np.concatenate(cols) if cols else np.empty(0, dtype=np.intp))),
+            shape=(n, at))
+        return cls(groups, matrix, offsets, scores)
+
+    def add(self, start: int, counts: Array) -> None:
+        if counts.shape[1] != self.matrix.shape[0]:     # type: ignore[attr-defined]
+            raise ValueError("the groups do not cover the rows")
+        sums = np.asarray(counts @ self.matrix)
+        end = start + len(counts)
+        for offset, score in zip(self.offsets, self.scores):
+            width = score.columns.shape[1]
+            score.sums[start:end] = sums[:, offset:offset + width]
+            assert score.weight is not None
+            score.weight[start:end] = sums[:, offset + width]
+        if self.ranked:
+            ordered = np.take(counts, self.groups.order, axis=1)
+            for (low, high), score in zip(self.groups.bounds, self.scores):
+                score.add_ranked(start, ordered[:, low:high])
 
 
 def point(part: Part, n: int) -> float:
