@@ -62,8 +62,8 @@ class World:
 
     shares: np.ndarray
 
-    def draw(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray,
-                                                               np.ndarray]:
+    def draw(self, n: int, rng: np.random.Generator
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         X = rng.normal(0.0, 1.0, (n, FEATURES))
         segment = rng.choice(len(SEGMENTS), n, p=self.shares)
         shift = np.linspace(-1.0, 1.0, len(SEGMENTS))[segment]
