@@ -304,7 +304,7 @@ def test_the_slice_table_shows_the_worst_few() -> None:
     rows = rows[:next((i for i, line in enumerate(lines[start + 2:])
                        if not line.startswith("|")), len(rows))]
     assert len(rows) == 5                   # 7 slices, the worst 5
-    assert rows[0] == "| `segment=B` | ❌\u00a0failed | `rmse` | 50.00 → 64.50 | " \
+    assert rows[0] == "| `segment=B` | ❌\u00a0failed | `rmse` | 50.00\u00a0→\u00a064.50 | " \
         "+29.0\u00a0% | 320 |"
     assert "not\u00a0gated" not in rows[0] and "`segment=C`" in rows[1]
     assert "7 slices, 6 gated (at least 200 rows), 1 failed" in rendered.markdown

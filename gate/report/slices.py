@@ -45,11 +45,12 @@ def view(verdict: Verdict, config: Config | None, untrusted: Callable[[str, int]
     rows = []
     for s, m in pairs[:WORST_ROWS]:
         dec = _decimals(m.champion, m.candidate)
-        rows.append({"slice": untrusted(s.name, 40), "status": str(m.status),
+        rows.append({"slice": untrusted(s.name, 32), "status": str(m.status),
                      "mark": MARK.get(str(m.status), ""),
                      "word": WORD.get(str(m.status), str(m.status)),
                      "metric": untrusted(m.name, 30), "rows": str(s.rows),
-                     "shift": f"{m.champion:.{dec}f} → {m.candidate:.{dec}f}",
+                     # one line: the slice's name is the column that wraps
+                     "shift": f"{m.champion:.{dec}f}{NBSP}→{NBSP}{m.candidate:.{dec}f}",
                      "change": _change(m, 1)})
     gated = sum(1 for s in verdict.slices if s.gated)
     confidence = config.compare.confidence if config else 0.95

@@ -108,7 +108,7 @@ def _slices(slices: Mapping[str, Any]) -> list[str]:
     lines = list(_wrap(_plain(f"Slices: {slices['summary']}").replace("\u00a0", " ")))
     header = ["slice", "result", "metric", "production -> candidate", "change", "rows"]
     rows = [[_cut(str(r["slice"]), NAME_WIDTH), SLICE_TEXT.get(r["status"], r["status"]),
-             str(r["metric"]), str(r["shift"]).replace("→", "->"),
+             str(r["metric"]), str(r["shift"]).replace("\u00a0→\u00a0", " -> "),
              str(r["change"]).replace("\u00a0", " "), r["rows"]] for r in slices["rows"]]
     return lines + [wrapped for line in _columns(header, rows)
                     for wrapped in _wrap(line, indent=" " * 4)]
