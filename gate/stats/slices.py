@@ -24,9 +24,10 @@ from gate.errors import InputError
 from gate.stats import engine
 from gate.stats import classmetrics
 from gate.stats import resample
+from gate.stats import slicelinear
 from gate.stats.catalogue import ClassScores, MetricSpec
 from gate.stats.paired import PairedStat, SliceStat
-from gate.stats.parts import Part
+from gate.stats.parts import Part, SumPart
 from gate.stats.regression import MIN_ROWS
 
 Array = np.ndarray
@@ -45,6 +46,7 @@ class SliceColumn:
 class _Slice:
     column: str
     value: str
+    code: int
     rows: Array                     # the slice's row indices, ascending
     jobs: tuple[Any, ...]           # engine jobs built on those rows (the defined ones)
 
@@ -62,10 +64,8 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
         whole = engine.paired_bootstraps(specs, y_true, champion, candidate,
                                          confidence=confidence, resamples=resamples,
                                          seed=seed, chunk=chunk, analytic_rows=analytic_rows)
-        slices = [s for column in columns
-                  for s in _slices(specs, y_true, champion, candidate, column)]
-        return whole, tuple(_stat(s, {job.name: _linearised(job, len(s.rows), confidence)
-                                      for job in s.jobs}) for s in slices)
+        return whole, tuple(stat for column in columns for stat in _linearised_column(
+            specs, y_true, champion, candidate, column, confidence))
     engine.check_options(specs, confidence, resamples)
     encoded: list[classmetrics.Encoded] = []
     jobs = [engine._job(spec, y_true, champion, candidate, encoded) for spec in specs]
@@ -91,6 +91,28 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
     return whole, tuple(stats)
 
 
+def _linearised_column(specs: Sequence[MetricSpec], y_true: Any, champion: Any,
+                       candidate: Any, column: SliceColumn,
+                       confidence: float) -> list[SliceStat]:
+    """Every slice of `column` linearised: sum metrics for all slices at once
+    (gate.stats.slicelinear), rank metrics slice by slice on their rows."""
+    encoded: list[classmetrics.Encoded] = []
+    jobs = [engine._job(spec, y_true, champion, candidate, encoded) for spec in specs]
+    codes = np.asarray(column.codes)
+    sizes = np.bincount(codes, minlength=len(column.labels))
+    summed = {job.name: slicelinear.grouped(job, codes, sizes, confidence, engine.POWER)
+              for job in jobs if isinstance(job.champion, SumPart) and
+              isinstance(job.candidate, SumPart)}
+    ranked = [spec for spec in specs if spec.name not in summed]
+    out = []
+    for s in _slices(ranked, y_true, champion, candidate, column):
+        alone = {job.name: _linearised(job, len(s.rows), confidence) for job in s.jobs}
+        paired = {spec.name: summed[spec.name][s.code] if spec.name in summed
+                  else alone.get(spec.name) for spec in specs}
+        out.append(_stat(s, paired))
+    return out
+
+
 def _slices(specs: Sequence[MetricSpec], y_true: Any, champion: Any, candidate: Any,
             column: SliceColumn) -> list[_Slice]:
     """The column's slices that have rows, with the metrics defined on each."""
@@ -98,20 +120,22 @@ def _slices(specs: Sequence[MetricSpec], y_true: Any, champion: Any, candidate: 
     if codes.shape != (engine._rows(y_true),):
         raise InputError(f"slice column {column.column!r} has {codes.shape[0]} values for "
                          f"{engine._rows(y_true)} eval rows")
-    order = np.argsort(codes, kind="stable")
+    # small codes sort as int16: numpy's radix sort, several times faster on a million
+    order = np.argsort(codes.astype(np.int16) if len(column.labels) < 2 ** 15 else codes,
+                       kind="stable")
     ends = np.cumsum(np.bincount(codes, minlength=len(column.labels)))
     out = []
     for code, (start, end) in enumerate(zip((0, *ends[:-1].tolist()), ends.tolist())):
         if end > start:
             rows = order[start:end]
-            out.append(_Slice(column.column, column.labels[code], rows,
+            out.append(_Slice(column.column, column.labels[code], code, rows,
                               _jobs(specs, y_true, champion, candidate, rows)))
     return out
 
 
 def _jobs(specs: Sequence[MetricSpec], y_true: Any, champion: Any, candidate: Any,
           rows: Array) -> tuple[Any, ...]:
-    if len(rows) < MIN_ROWS:
+    if len(rows) < MIN_ROWS or not specs:
         return ()
     y, champ, cand = (_take(v, rows) for v in (y_true, champion, candidate))
     encoded: list[classmetrics.Encoded] = []
