@@ -390,3 +390,18 @@ def test_a_slice_column_the_model_takes_is_refused() -> None:
         slicing.check_inputs(slices, model, "the candidate's model")
     object.__setattr__(info, "input_columns", ("x",))
     slicing.check_inputs(slices, model, "the candidate's model")
+
+
+def test_slices_configured_but_not_paired_say_so() -> None:
+    evidence = Evidence("f" * 32, {"rmse": 57.9, "r2": 0.4}, champion_version="1",
+                        champion_metrics={"rmse": 55.0, "r2": 0.42},
+                        fallback_reason="the model files of champion v1 are gone")
+    verdict = decide(CONFIG, evidence)
+    run = RunInfo(run_id="f" * 32, name="cand", experiment_id="1", metrics={}, params={},
+                  tags={}, artifact_uri="")
+    ctx = report.Context("m", "production", "", run, Champion("1", run, "alias"),
+                         config=CONFIG)
+    rendered = report.render(verdict, ctx)
+    assert "**Slices**: not compared: the models were not scored on the same rows" in \
+        rendered.markdown and "| Slice |" not in rendered.markdown
+    assert "Slices: not compared" in rendered.text

@@ -37,7 +37,12 @@ def view(verdict: Verdict, config: Config | None, untrusted: Callable[[str, int]
     """The slice table's rows and the sentence above it; None without slices.
     `untrusted` marks text from the eval rows (markdown.Untrusted.of)."""
     if not verdict.slices:
-        return None
+        if config is None or not config.slices.columns or verdict.champion_version is None:
+            return None
+        # configured, a champion, and still no slices: the comparison was not paired
+        return {"rows": [], "shown": 0, "total": 0,
+                "summary": "not compared: the models were not scored on the same rows, so "
+                           "no slice could be (see above)."}
     pairs = [(s, m) for s in verdict.slices for m in s.metrics]
     # the failing first, then the rest by how far beyond their allowance, gated or not
     # (a small slice much worse is worth a look even though it cannot block)

@@ -110,6 +110,8 @@ def _slices(slices: Mapping[str, Any]) -> list[str]:
     rows = [[_cut(str(r["slice"]), NAME_WIDTH), SLICE_TEXT.get(r["status"], r["status"]),
              str(r["metric"]), str(r["shift"]).replace("\u00a0→\u00a0", " -> "),
              str(r["change"]).replace("\u00a0", " "), r["rows"]] for r in slices["rows"]]
+    if not rows:
+        return lines
     return lines + [wrapped for line in _columns(header, rows)
                     for wrapped in _wrap(line, indent=" " * 4)]
 
