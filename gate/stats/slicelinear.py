@@ -44,8 +44,8 @@ def grouped(job: Any, codes: Array, sizes: Array, confidence: float,
             # sum_k g_k (x_k - mean_k) = sum_k g_k x_k - (g . mean): one gather per
             # column from a table of `slices` entries, no (rows, width) temporaries
             for k in range(part.width):
-                influence += sign * gradient[codes, k] * columns[:, k]
-            influence -= sign * (gradient * means).sum(axis=1)[codes]
+                influence += np.take(sign * gradient[:, k], codes) * columns[:, k]
+            influence -= np.take(sign * (gradient * means).sum(axis=1), codes)
     se = np.sqrt(np.bincount(codes, weights=influence * influence, minlength=len(sizes)))
     z = NormalDist().inv_cdf
     half = z(1 - (1 - confidence) / 2)

@@ -60,15 +60,18 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
     of each of `columns`, every one on the same resamples."""
     specs = [rule if isinstance(rule, MetricSpec) else MetricSpec(*rule) for rule in rules]
     n = engine._rows(y_true)
-    if n > analytic_rows or not columns:
-        whole = engine.paired_bootstraps(specs, y_true, champion, candidate,
-                                         confidence=confidence, resamples=resamples,
-                                         seed=seed, chunk=chunk, analytic_rows=analytic_rows)
-        return whole, tuple(stat for column in columns for stat in _linearised_column(
-            specs, y_true, champion, candidate, column, confidence))
+    if not columns:
+        return engine.paired_bootstraps(specs, y_true, champion, candidate,
+                                        confidence=confidence, resamples=resamples,
+                                        seed=seed, chunk=chunk,
+                                        analytic_rows=analytic_rows), ()
     engine.check_options(specs, confidence, resamples)
     encoded: list[classmetrics.Encoded] = []
     jobs = [engine._job(spec, y_true, champion, candidate, encoded) for spec in specs]
+    if n > analytic_rows:       # the engine's own linearised aggregate, on the same jobs
+        whole = {job.name: engine._linearised(job, n, confidence) for job in jobs}
+        return whole, tuple(stat for column in columns for stat in _linearised_column(
+            specs, jobs, y_true, champion, candidate, column, confidence))
     groups, sliced = [], []
     for column in columns:
         slices = _slices(specs, y_true, champion, candidate, column)
@@ -91,13 +94,12 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
     return whole, tuple(stats)
 
 
-def _linearised_column(specs: Sequence[MetricSpec], y_true: Any, champion: Any,
-                       candidate: Any, column: SliceColumn,
+def _linearised_column(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: Any,
+                       champion: Any, candidate: Any, column: SliceColumn,
                        confidence: float) -> list[SliceStat]:
     """Every slice of `column` linearised: sum metrics for all slices at once
-    (gate.stats.slicelinear), rank metrics slice by slice on their rows."""
-    encoded: list[classmetrics.Encoded] = []
-    jobs = [engine._job(spec, y_true, champion, candidate, encoded) for spec in specs]
+    (gate.stats.slicelinear, on the aggregate's `jobs`), rank metrics slice by slice
+    on their rows."""
     codes = np.asarray(column.codes)
     sizes = np.bincount(codes, minlength=len(column.labels))
     summed = {job.name: slicelinear.grouped(job, codes, sizes, confidence, engine.POWER)
