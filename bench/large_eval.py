@@ -9,6 +9,7 @@ simulation against true worsenings known in closed form.
 
     python -m bench.large_eval            # full run, ~15 min on 2 busy cores
     python -m bench.large_eval --quick    # a tiny version, seconds
+    python -m bench.large_eval --slices 50 --rows 1000000   # only the cost of 50 slices
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from bench.common import log, machine, pct, table
 from gate.stats import engine as stats
 from gate.stats.paired import PairedStat
 from gate.stats.catalogue import ClassScores
+from gate.stats.slices import SliceColumn, paired_sliced
 
 CONFIDENCE = 0.95
 REGRESSION = (("rmse", "lower"), ("mae", "lower"), ("r2", "higher"))
@@ -147,6 +149,55 @@ def decisions(sizes: Sequence[int], resamples: int) -> list[list[Any]]:
     return rows
 
 
+def slice_cost(sizes: Sequence[int], slices: int, resamples: int,
+               repeats: int = 5) -> list[list[Any]]:
+    """One decision with and without `slices` slices (one column, unequal sizes): the
+    best of `repeats` wall times of each, and their ratio."""
+    rows = []
+    for n in sizes:
+        for task in TASKS:
+            log(f"slices: {task.name}, {n:,} rows, {slices} slices")
+            y, champ, cand = task.make(n, 0)
+            rng = np.random.default_rng(1)
+            shares = np.linspace(1.0, 3.0, slices)
+            codes = rng.choice(slices, n, p=shares / shares.sum())
+            column = SliceColumn("segment", tuple(f"s{k}" for k in range(slices)), codes)
+            # (wall, CPU) seconds: on a shared machine the CPU time of this process is
+            # the steadier measure of the work, the wall time what a user waits
+            plain: list[tuple[float, float]] = []
+            sliced: list[tuple[float, float]] = []
+            for _ in range(repeats):
+                plain.append(_timed(lambda: _decide(task, y, champ, cand, resamples)))
+                sliced.append(_timed(lambda: paired_sliced(
+                    list(task.rules), y, champ, cand, [column], confidence=CONFIDENCE,
+                    resamples=resamples, seed=0)))
+            method = "linearised" if n > stats.ANALYTIC_ROWS else f"bootstrap ({resamples})"
+            wall = [min(t[0] for t in times) for times in (plain, sliced)]
+            cpu = [min(t[1] for t in times) for times in (plain, sliced)]
+            rows.append([task.name, f"{n:,}", slices, method, f"{wall[0]:.2f}",
+                         f"{wall[1]:.2f}", f"{wall[1] / wall[0]:.2f}", f"{cpu[0]:.2f}",
+                         f"{cpu[1]:.2f}", f"{cpu[1] / cpu[0]:.2f}"])
+    return rows
+
+
+def _timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    fn()
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def slice_report(argv: Sequence[str], measured: str, rows: list[list[Any]]) -> str:
+    return "\n".join(["## Slices on large eval sets", "", f"Measured {measured}.",
+                      f"Command: `{' '.join(['python -m bench.large_eval', *argv])}`", "",
+                      "One decision of three metrics without slices and with one slice "
+                      "column (every slice compared on the same resamples or linearised "
+                      "like the aggregate); best of 5 wall times and of 5 CPU times of "
+                      "this process.", "",
+                      table(["task", "eval rows", "slices", "interval", "wall without (s)",
+                             "wall with (s)", "wall ratio", "CPU without (s)",
+                             "CPU with (s)", "CPU ratio"], rows)])
+
+
 def bootstrap_cost(n: int, resamples: int, full: int) -> list[list[Any]]:
     """The bootstrap forced on n rows with a few resamples, scaled to `full` of them."""
     rows = []
@@ -240,6 +291,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    "(default 1000000,10000000)")
     p.add_argument("--reps", type=int, help="coverage draws per size (default 300)")
     p.add_argument("--resamples", type=int, help="bootstrap resamples (default 2000)")
+    p.add_argument("--slices", type=int, help="only time a decision with this many slices "
+                   "against one without, at --rows (default 1000000)")
     return p.parse_args(argv)
 
 
@@ -254,6 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     reps = args.reps or (20 if quick else 300)
     resamples = args.resamples or (200 if quick else 2000)
     measured = machine()
+    if args.slices:
+        slice_sizes = [int(v) for v in args.rows.split(",")] if args.rows else \
+            ([20_000] if quick else [1_000_000])
+        print(slice_report(raw, measured, slice_cost(slice_sizes, args.slices, resamples)))
+        return 0
     decided = decisions(sizes, resamples)
     cost_n = 20_000 if quick else 1_000_000
     cost = bootstrap_cost(cost_n, 20 if quick else 100, resamples)

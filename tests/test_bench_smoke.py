@@ -91,6 +91,27 @@ def test_large_eval_quick(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(row["coverage"].endswith("%") for row in covered)
 
 
+def test_slice_quality_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import slice_quality
+
+    assert slice_quality.main(["--quick", "--draws", "2", "--seeds", "1",
+                               "--eval-rows", "3000"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Slices: decision quality")
+    rows = [line for line in out.splitlines() if line.startswith("| segment B")]
+    assert len(rows) == 2 and "seed-only retrain (seed 1)" in out
+    assert "Seed-only retrains blocked: " in out
+
+
+def test_large_eval_slices_quick(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench import large_eval
+
+    assert large_eval.main(["--quick", "--slices", "5", "--rows", "3000"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## Slices on large eval sets")
+    assert "| regression | 3,000 | 5 | bootstrap (200) |" in out
+
+
 def test_interval_coverage_quick(capsys: pytest.CaptureFixture[str]) -> None:
     from bench import interval_coverage
 

@@ -130,8 +130,41 @@ def ten_metrics() -> tuple[report.Report, list[str]]:
     return report.render(decide(config, evidence), ctx), list(TEN)
 
 
+SLICES = (("customer_segment", "enterprise-north-america-tier-1", 1204, 0.01),
+          ("customer_segment", "B", 312, 0.29),
+          ("customer_segment", "small-business-emea", 640, 0.05),
+          ("region", "asia-pacific-including-oceania-and-japan", 150, 0.4),
+          ("region", "europe", 2210, -0.02),
+          ("region", "americas", 1480, 0.0))
+
+
+def slices() -> tuple[report.Report, list[str]]:
+    """Blocked by one segment while the aggregate passes; long slice values, five rows."""
+    from gate.stats.paired import SliceStat
+
+    config = config_mod.parse((ROOT / "gate.toml").read_text() +
+                              '\n[slices]\ncolumns = ["customer_segment", "region"]\n')
+    evidence = Evidence("c" * 32, LOGGED, champion_version="1", paired={
+        "rmse": paired(55.1743, 55.9012, 0.7269, -0.4101, 1.8640, 1.6),
+        "mae": paired(44.7654, 45.1020, 0.3366, -0.6101, 1.2833, 1.3),
+        "r2": paired(0.4254, 0.4189, 0.0065, -0.0071, 0.0201, 0.02)},
+        slices=tuple(SliceStat(column, value, rows, {"rmse": PairedStat(
+            55.0, 55.0 * (1 + worse), 55.0 * worse, 55.0 * worse - 4.0, 55.0 * worse + 4.0,
+            5.7, rows, 2.0)}) for column, value, rows, worse in SLICES))
+    candidate = run_info("segment-model", "c" * 32, {"rmse": 55.9012}, {"max_depth": "8"})
+    ctx = report.Context("diabetes-regressor", "production", MLFLOW, candidate, CHAMPION,
+                         eval_rows=2366, config=config, trend=[("v1", 55.1743)])
+    return report.render(decide(config, evidence), ctx), ["rmse", "mae", "r2"]
+
+
+def slice_table(measured: dict[str, Any]) -> dict[str, Any] | None:
+    return next((t for t in measured["tables"]
+                 if [c["text"] for c in t["rows"][0]["cells"][:2]] == ["Slice", "Result"]),
+                None)
+
+
 SCENARIOS = {"blocked": blocked, "passed": passed, "first-model": first_model,
-             "fallback": fallback, "ten-metrics": ten_metrics}
+             "fallback": fallback, "ten-metrics": ten_metrics, "slices": slices}
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +230,18 @@ def test_report_fits_a_pr_comment_with_each_result_beside_its_metric(
         assert all(row["box"]["bottom"] - row["box"]["top"] <= ONE_LINE_ROW for row in rows)
     else:
         assert table["box"]["top"] <= FIRST_SCREEN
+
+    sliced = slice_table(measured)
+    assert (sliced is not None) == (name == "slices")
+    if sliced is not None:      # the worst slices: narrow enough, each result visible
+        assert sliced["scrollWidth"] <= sliced["clientWidth"] <= measured["bodyWidth"]
+        assert 1 < len(sliced["rows"]) <= 6
+        for row in sliced["rows"][1:]:
+            assert row["cells"][1]["text"].split("\u00a0", 1)[1] in \
+                ("failed", "within noise", "passed", "not gated")
+            assert row["cells"][1]["box"]["right"] <= measured["bodyRight"]
+        assert "customer_segment=B" in sliced["rows"][1]["cells"][0]["text"]
+        assert "customer_segment=B: rmse +29 %" in blocks[0]["text"]
 
     if name == "blocked" and os.environ.get("GATE_UPDATE_DOCS") == "1":
         first_screen(page, ROOT / "docs" / "report-blocked.png")

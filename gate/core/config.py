@@ -5,16 +5,16 @@ as a suggestion. A config with no metrics is an error: the gate fails closed.
 """
 from __future__ import annotations
 
-import difflib
-import math
 import re
-import reprlib
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from enum import StrEnum
 from typing import Any
 
+from gate.core import sliceconfig
+from gate.core.tomlcheck import as_number, check_keys, check_type, shown
+from gate.core.sliceconfig import SlicesConfig
 from gate.errors import ConfigError, echo
 from gate.stats.catalogue import AVERAGES, MetricSpec, is_classification, known_direction
 
@@ -132,6 +132,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     primary_metric: str = field(default="")
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    slices: SlicesConfig = field(default_factory=SlicesConfig)
 
     def with_model_name(self, name: str | None) -> "Config":
         if not name:
@@ -179,9 +180,7 @@ _SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "pos_label": ((str, int), False),
     },
 }
-_TOP_LEVEL = ("model", "compare", "metrics", "eval", "notify")
-_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean",
-               list: "array", dict: "table"}
+_TOP_LEVEL = ("model", "compare", "metrics", "eval", "notify", "slices")
 
 
 def load(path: str | Path) -> Config:
@@ -211,7 +210,7 @@ def parse(text: str, source: str = "gate.toml") -> Config:
         # tomllib recurses once per level of nesting: a few hundred [[[...]]] exhaust it
         raise ConfigError(f"{source}: not valid TOML: arrays or tables nested too deeply") \
             from None
-    _check_keys(data, _TOP_LEVEL, source, "")
+    check_keys(data, _TOP_LEVEL, source, "")
     model_raw = _section(data, "model", source)
     types = model_raw.get("trusted_types", [])
     if not all(isinstance(t, str) and t for t in types):
@@ -229,9 +228,13 @@ def parse(text: str, source: str = "gate.toml") -> Config:
     metrics = _metrics(data.get("metrics", {}), source)
     evaluation = EvalConfig(**_section(data, "eval", source))
     notify = NotifyConfig(**_section(data, "notify", source))
+    reserved = {name: f"eval.{key} (not a slice)" for key, name in
+                (("target", evaluation.target), ("row_id", evaluation.row_id)) if name}
+    slices = sliceconfig.parse(data.get("slices", {}), source,
+                               tuple(rule.name for rule in metrics), reserved)
     config = Config(model=model, compare=compare, metrics=metrics, source=source,
                     primary_metric=primary or metrics[0].name, eval=evaluation,
-                    notify=notify)
+                    notify=notify, slices=slices)
     _check_values(config)
     # validated: the free strings become their enums (which still compare as strings)
     return replace(config, compare=replace(config.compare, policy=Policy(config.compare.policy)),
@@ -244,10 +247,10 @@ def _section(data: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: [{name}] must be a table")
     schema = _SCHEMA[name]
-    _check_keys(raw, tuple(schema), source, f"{name}.")
+    check_keys(raw, tuple(schema), source, f"{name}.")
     for key, value in raw.items():
-        _check_type(value, schema[key][0], source, f"{name}.{key}")
-    return {key: _number(value, schema[key][0]) for key, value in raw.items()}
+        check_type(value, schema[key][0], source, f"{name}.{key}")
+    return {key: as_number(value, schema[key][0]) for key, value in raw.items()}
 
 
 def _metrics(raw: Any, source: str) -> tuple[MetricRule, ...]:
@@ -262,64 +265,16 @@ def _metrics(raw: Any, source: str) -> tuple[MetricRule, ...]:
         where = f"metrics.{name}"
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: [{where}] must be a table")
-        _check_keys(body, tuple(schema), source, f"{where}.")
+        check_keys(body, tuple(schema), source, f"{where}.")
         for key, (types, required) in schema.items():
             if required and key not in body:
                 raise ConfigError(f"{source}: {where}.{key} is required "
                                   f"(one of {', '.join(DIRECTIONS)})")
             if key in body:
-                _check_type(body[key], types, source, f"{where}.{key}")
-        rules.append(MetricRule(name=name, **{key: _number(value, schema[key][0])
+                check_type(body[key], types, source, f"{where}.{key}")
+        rules.append(MetricRule(name=name, **{key: as_number(value, schema[key][0])
                                               for key, value in body.items()}))
     return tuple(rules)
-
-
-def _check_keys(table: dict[str, Any], allowed: tuple[str, ...], source: str,
-                prefix: str) -> None:
-    for key in table:
-        if key not in allowed:
-            close = difflib.get_close_matches(key, allowed, n=1)
-            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else \
-                f" (allowed: {', '.join(allowed)})"
-            raise ConfigError(f"{source}: unknown key '{echo(prefix + key)}'{hint}")
-
-
-def _check_type(value: Any, types: tuple[type, ...], source: str, key: str) -> None:
-    if isinstance(value, bool) and bool not in types:
-        ok = False
-    else:
-        ok = isinstance(value, types)
-    if not ok:
-        wanted = "number" if float in types else \
-            " or ".join(_TYPE_NAMES[t] for t in types)
-        article = "an" if wanted[0] in "aeiou" else "a"
-        raise ConfigError(f"{source}: {key} must be {article} {wanted}, not "
-                          f"{_TYPE_NAMES.get(type(value), type(value).__name__)} "
-                          f"({_shown(value)})")
-    if float in types and not isinstance(value, bool) and not _fits_float(value):
-        raise ConfigError(f"{source}: {key} must be a finite number, not {_shown(value)}")
-
-
-def _fits_float(value: int | float) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:       # an integer of 309 digits or more
-        return False
-
-
-def _number(value: Any, types: tuple[type, ...]) -> Any:
-    """A number key's value as a float, so no later arithmetic meets a huge integer."""
-    return float(value) if float in types and not isinstance(value, bool) else value
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = _REPR.maxlong = 60
-_REPR.maxlevel = 3
-
-
-def _shown(value: Any) -> str:
-    """A value as the message quotes it: short, whatever its size or depth."""
-    return _REPR.repr(value)
 
 
 def _check_values(config: Config) -> None:
@@ -327,20 +282,20 @@ def _check_values(config: Config) -> None:
     compare = config.compare
     if compare.policy not in POLICIES:
         raise ConfigError(f"{src}: compare.policy must be one of {', '.join(POLICIES)}, "
-                          f"not {_shown(compare.policy)}")
+                          f"not {shown(compare.policy)}")
     if not 0.5 <= compare.confidence < 1:
         raise ConfigError(f"{src}: compare.confidence must be in [0.5, 1), "
-                          f"not {_shown(compare.confidence)}")
+                          f"not {shown(compare.confidence)}")
     if not 100 <= compare.resamples <= 100_000:
         raise ConfigError(f"{src}: compare.resamples must be between 100 and 100000, "
-                          f"not {_shown(compare.resamples)}")
+                          f"not {shown(compare.resamples)}")
     if not 0 <= compare.seed <= MAX_SEED:
         raise ConfigError(f"{src}: compare.seed must be between 0 and 2**63 - 1, "
-                          f"not {_shown(compare.seed)}")
+                          f"not {shown(compare.seed)}")
     if config.model.on_missing_champion not in ON_MISSING_CHAMPION:
         raise ConfigError(f"{src}: model.on_missing_champion must be one of "
                           f"{', '.join(ON_MISSING_CHAMPION)}, not "
-                          f"{_shown(config.model.on_missing_champion)}")
+                          f"{shown(config.model.on_missing_champion)}")
     if config.model.name == "":
         pass  # may come from --model-name; cli checks it is set before use
     if not config.model.alias.strip():
@@ -349,17 +304,17 @@ def _check_values(config: Config) -> None:
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", config.notify.webhook_url_env):
         raise ConfigError(f"{src}: notify.webhook_url_env must name an environment variable "
                           f"(e.g. \"TEAM_SLACK_WEBHOOK\"), not "
-                          f"{_shown(config.notify.webhook_url_env)}; the URL itself is a "
+                          f"{shown(config.notify.webhook_url_env)}; the URL itself is a "
                           "secret and belongs in the environment")
     names = {rule.name for rule in config.metrics}
     if config.primary_metric not in names:
-        raise ConfigError(f"{src}: compare.primary_metric {_shown(config.primary_metric)} is not "
+        raise ConfigError(f"{src}: compare.primary_metric {shown(config.primary_metric)} is not "
                           f"one of the configured metrics ({', '.join(sorted(names))})")
     for rule in config.metrics:
         where = f"metrics.{rule.name}"
         if rule.direction not in DIRECTIONS:
             raise ConfigError(f"{src}: {where}.direction must be 'lower' or 'higher', "
-                              f"not {_shown(rule.direction)}")
+                              f"not {shown(rule.direction)}")
         _check_metric_kind(rule, src, where)
         if rule.tolerance < 0 or rule.tolerance_rel < 0:
             raise ConfigError(f"{src}: {where}.tolerance and tolerance_rel must be >= 0")
@@ -385,7 +340,7 @@ def _check_eval(evaluation: EvalConfig, src: str) -> None:
     if evaluation.stored and not evaluation.digest:
         # a sealed set anyone with the right grant can replace is not tamper-evident
         raise ConfigError(f"{src}: eval.digest is required when eval.data is on the "
-                          f"tracking server ({_shown(evaluation.data)}): set it to what "
+                          f"tracking server ({shown(evaluation.data)}): set it to what "
                           "`gate holdout publish` printed")
     digest = evaluation.digest
     if digest and not (digest.startswith("sha256:") and len(digest) == 71 and

@@ -6,8 +6,10 @@ from enum import StrEnum
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gate.core import slicerules
 from gate.core.config import Config, MetricRule, Policy
-from gate.stats.paired import PairedStat, worsening
+from gate.core.slicerules import SliceResult
+from gate.stats.paired import PairedStat, SliceStat, worsening
 
 
 class Status(StrEnum):
@@ -42,6 +44,7 @@ class Evidence:
     champion_verified: bool | None = None
     candidate_flavor: str = ""          # flavor:format of the candidate's model, "" if none
     champion_missing: str | None = None     # no champion, but there was one: why
+    slices: tuple[SliceStat, ...] = ()      # the paired comparison per slice ([slices])
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,12 @@ class Verdict:
     blocked_by: tuple[str, ...] = ()     # rules about the whole run, not one metric
     candidate_verified: bool = False
     champion_verified: bool | None = None
+    slices: tuple[SliceResult, ...] = ()
+
+    @property
+    def failed_slices(self) -> tuple[SliceResult, ...]:
+        """Slices confidently worse than their allowance (Holm-corrected)."""
+        return tuple(s for s in self.slices if s.failed)
 
     @property
     def blocked_reason(self) -> str | None:
@@ -101,7 +110,7 @@ class Verdict:
     def status(self) -> str:
         if self.errors:
             return VerdictStatus.ERROR
-        if self.failed or self.blocked_by:
+        if self.failed or self.blocked_by or self.failed_slices:
             return VerdictStatus.BLOCKED
         if self.champion_version is None:
             return VerdictStatus.FIRST_MODEL
@@ -117,16 +126,20 @@ class Verdict:
 
 
 def decide(config: Config, evidence: Evidence) -> Verdict:
-    """Apply every configured metric rule to the evidence."""
+    """Apply every configured metric rule to the evidence, and the slice rule to the
+    slices' evidence (gate.core.slicerules)."""
     policy = config.compare.policy
     results = tuple(_judge(rule, evidence, policy) for rule in config.metrics)
+    slices = slicerules.judge(config.slices, config.metrics, evidence.slices,
+                              config.compare.confidence) \
+        if evidence.slices and evidence.champion_version is not None else ()
     return Verdict(candidate_run_id=evidence.candidate_run_id,
                    champion_version=evidence.champion_version,
                    policy=policy, metrics=results,
                    fallback_reason=evidence.fallback_reason,
                    blocked_by=_run_rules(config, evidence),
                    candidate_verified=evidence.candidate_verified,
-                   champion_verified=evidence.champion_verified)
+                   champion_verified=evidence.champion_verified, slices=slices)
 
 
 def _run_rules(config: Config, evidence: Evidence) -> tuple[str, ...]:

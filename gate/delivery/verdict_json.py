@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from gate.core.decide import MetricResult, Verdict
+from gate.core.slicerules import SliceMetric, SliceResult
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,8 @@ def verdict_document(verdict: Verdict | None, facts: Facts) -> dict[str, Any]:
         "candidate_model": _copy(facts.candidate_model),
         "champion_model": _copy(facts.champion_model), "eval_set": _copy(facts.eval_set),
         "blocked_by": [], "champion_missing": facts.champion_missing,
-        "blocked_reason": None, "candidate_model_id": facts.candidate_model_id}
+        "blocked_reason": None, "candidate_model_id": facts.candidate_model_id,
+        "slices": []}
     if verdict is not None:     # the keys keep their places: a dict update
         document.update(_judged(verdict))
     # a logged model with no run (`--model-id`): no run id, rather than an empty one
@@ -74,7 +76,8 @@ def _judged(verdict: Verdict) -> dict[str, Any]:
             "metrics": [_metric(m) for m in verdict.metrics],
             "verified": verdict.candidate_verified,
             "champion_verified": verdict.champion_verified,
-            "blocked_by": list(verdict.blocked_by), "blocked_reason": verdict.blocked_reason}
+            "blocked_by": list(verdict.blocked_by), "blocked_reason": verdict.blocked_reason,
+            "slices": [_slice(s) for s in verdict.slices]}
 
 
 def _copy(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -88,6 +91,18 @@ def _metric(m: MetricResult) -> dict[str, Any]:
             "allowance": _num(m.allowance), "ci_low": _num(m.low), "ci_high": _num(m.high),
             "min_detectable": _num(m.mde), "underpowered": m.underpowered,
             "paired": m.paired, "status": str(m.status), "reason": m.reason}
+
+
+def _slice(s: SliceResult) -> dict[str, Any]:
+    return {"column": s.column, "value": s.value, "rows": s.rows, "gated": s.gated,
+            "status": str(s.status), "metrics": [_slice_metric(m) for m in s.metrics]}
+
+
+def _slice_metric(m: SliceMetric) -> dict[str, Any]:
+    return {"name": m.name, "champion": _num(m.champion), "candidate": _num(m.candidate),
+            "worsening": _num(m.worsening), "allowance": _num(m.allowance),
+            "ci_low": _num(m.low), "ci_high": _num(m.high), "p_value": _num(m.p_value),
+            "status": str(m.status)}
 
 
 def _num(value: float | None) -> float | None:

@@ -16,6 +16,7 @@ from gate.evidence import leakage
 from gate.evidence import binding
 from gate.evidence import rows as rowsource
 from gate.evidence import scoring
+from gate.evidence import slicing
 from gate.core.config import Config
 from gate.core.decide import Evidence
 from gate.core.domain import Champion, RunInfo
@@ -94,6 +95,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                        f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
         digest = cand_model.digest if cand_model else None
+        slicing.check_inputs(config.slices, cand_model, "the candidate's model")
         try:
             cand_eval = rowsource.run_evaluation(store, candidate, work / "candidate",
                                                  f"run {candidate.run_id}")
@@ -105,6 +107,9 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         rows, eval_rows = chosen.rows, chosen.eval_rows
         notes.extend(chosen.notes)
         notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
+        # read before scoring, and withheld from it: bad slice input stops here (exit 2)
+        sliced = slicing.columns_of(config.slices, eval_rows)
+        eval_rows = slicing.withheld(config.slices, eval_rows)
         task = scoring.task_of(config, eval_rows)
         try:
             cand = scoring.predictions(cand_model, cand_eval, eval_rows, task, "candidate",
@@ -132,7 +137,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             if champ is None:
                 champ = scoring.champion_predictions(store, config, champion, eval_rows, task,
                                                      work, chosen.champion_eval, champ_files)
-            paired = scoring.paired(config, eval_rows.y, champ.outputs, cand.outputs, task)
+            paired, slices = slicing.paired(config, eval_rows.y, champ.outputs, cand.outputs,
+                                            task, sliced)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
@@ -141,7 +147,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
-                        champion_verified=champ.side.verified)
+                        champion_verified=champ.side.verified, slices=slices)
     common["warnings"] += leakage_warnings(config, candidate, paired)
     return Gathered(evidence, tuple(notes), **common, champion=champ.side)
 

@@ -18,6 +18,7 @@ from gate.core.config import Config
 from gate.core.decide import MetricResult, Verdict
 from gate.core.domain import Champion, RunInfo
 from gate.core.redaction import redact_uri
+from gate.report import slices as slice_report
 
 MAX_UNTRUSTED = 120
 STATUS_ORDER = {"error": 0, "failed": 1, "within_noise": 2, "skipped": 3, "passed": 4}
@@ -125,13 +126,16 @@ def headline(verdict: Verdict, ctx: Context) -> tuple[str, str]:
         return (f"⛔ **Error**: could not judge, {len(verdict.errors)} of {total} metrics "
                 "missing or not finite",
                 "Nothing was promoted. Fix the run's metrics and re-run the gate.")
-    if status == "blocked" and not verdict.failed:
+    if status == "blocked" and not verdict.failed and verdict.blocked_by:
         # blocked by a rule about the run as a whole (flavor, unverified numbers)
         return (f"❌ **Blocked**: {verdict.blocked_by[0]}", "Not promoted.")
     if status == "blocked":
         hint = ctx.override_hint or ("a maintainer runs `gate promote --run-id RUN "
                                      "--force --reason TEXT` (the manual workflow)")
-        return (f"❌ **Blocked**: {len(verdict.failed)} of {total} metrics failed",
+        slices = len(verdict.failed_slices)
+        worse = f"worse on {slices} slice{'s' if slices > 1 else ''}" if slices else ""
+        failed = f"{len(verdict.failed)} of {total} metrics failed" if verdict.failed else ""
+        return (f"❌ **Blocked**: {', '.join(filter(None, (failed, worse)))}",
                 f"Not promoted. To override, {hint}.")
     if ctx.promoted_version:
         nxt = f"Promoted: v{ctx.promoted_version} now holds `@{ctx.alias}`."
@@ -154,14 +158,16 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
     cand = ctx.candidate
     rows = sorted(verdict.metrics, key=lambda m: STATUS_ORDER.get(m.status, 9))
     named = verdict.errors if verdict.status == "error" else verdict.failed
-    failed = [m.name for m in rows if m in named]
+    failed = [Untrusted.of(m.name, 40) for m in rows if m in named]
+    if verdict.status == "blocked":     # then the failing slices: `segment=B: rmse +29 %`
+        failed += [Untrusted.of(name, 60) for name in slice_report.failed_names(verdict)]
     champion = ctx.champion
     confidence = ctx.config.compare.confidence if ctx.config else None
     judged = cand.run_id or cand.model_id or ""     # a logged model may have no run
     return {
         "marker_model": ctx.model_name,
         "title": title,
-        "failed_names": [Untrusted.of(n, 40) for n in failed[:HEADLINE_NAMES]],
+        "failed_names": failed[:HEADLINE_NAMES],
         "failed_more": max(0, len(failed) - HEADLINE_NAMES),
         "next_step": next_step,
         "fallback": Untrusted.of(verdict.fallback_reason, 300)
@@ -192,6 +198,7 @@ def build_view(verdict: Verdict, ctx: Context) -> dict[str, Any]:
         "underpowered": Untrusted.of(", ".join(m.name for m in verdict.metrics
                                                if m.underpowered), 300),
         "trend": _trend(ctx, verdict),
+        "slices": slice_report.view(verdict, ctx.config, Untrusted.of),
         "details": _details(verdict, ctx),
     }
 
@@ -293,6 +300,13 @@ def _config_lines(config: Config) -> list[str]:
         lines.append(f'[metrics.{r.name}] direction = "{r.direction}"{bound}, tolerance = '
                      f"{r.tolerance}, tolerance_rel = {r.tolerance_rel}, "
                      f"required = {str(r.required).lower()}")
+    if config.slices.columns:
+        s = config.slices
+        lines.append(f"[slices] columns = {list(s.columns)}, min_rows = {s.min_rows}"
+                     + (f", bins = {dict(s.bins)}" if s.bins else "")
+                     + (f", tolerance = {dict(s.tolerance)}" if s.tolerance else "")
+                     + (f", tolerance_rel = {dict(s.tolerance_rel)}" if s.tolerance_rel
+                        else ""))
     return lines
 
 

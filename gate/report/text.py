@@ -11,6 +11,8 @@ import textwrap
 from typing import Any, Mapping, Sequence
 
 WIDTH = 100
+SLICE_TEXT = {"failed": "FAILED", "within_noise": "within noise", "passed": "passed",
+              "not_gated": "not gated"}
 NAME_WIDTH = 24             # metric names past this are cut in the table, not in the rules
 RESULT_TEXT = {"failed": "FAILED", "error": "ERROR", "within_noise": "within noise",
                "skipped": "skipped", "passed": "passed"}
@@ -31,6 +33,9 @@ def render_text(view: Mapping[str, Any]) -> str:
         lines.append("")
         lines += _wrap("Note: the eval set is too small to detect a worsening the size of the "
                        f"allowance for: {view['underpowered']}.")
+    if view.get("slices"):
+        lines.append("")
+        lines += _slices(view["slices"])
     lines += ["", "Rules applied:"]
     for row in view["rows"]:
         rule = str(row["rule"]).replace("\\|", "|")
@@ -98,6 +103,18 @@ def _table(view: Mapping[str, Any]) -> list[str]:
         lines = _columns([header[i] for i in keep[:-1]], [[r[i] for i in keep[:-1]]
                                                           for r in rows])
     return [wrapped for line in lines for wrapped in _wrap(line, indent=" " * 4)]
+
+
+def _slices(slices: Mapping[str, Any]) -> list[str]:
+    lines = list(_wrap(_plain(f"Slices: {slices['summary']}").replace("\u00a0", " ")))
+    header = ["slice", "result", "metric", "production -> candidate", "change", "rows"]
+    rows = [[_cut(str(r["slice"]), NAME_WIDTH), SLICE_TEXT.get(r["status"], r["status"]),
+             str(r["metric"]), str(r["shift"]).replace("\u00a0→\u00a0", " -> "),
+             str(r["change"]).replace("\u00a0", " "), r["rows"]] for r in slices["rows"]]
+    if not rows:
+        return lines
+    return lines + [wrapped for line in _columns(header, rows)
+                    for wrapped in _wrap(line, indent=" " * 4)]
 
 
 def _columns(header: list[str], rows: list[list[str]]) -> list[str]:

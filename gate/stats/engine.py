@@ -125,15 +125,7 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
     `analytic_rows` rows the interval is the linearised one instead of resampled.
     """
     specs = [rule if isinstance(rule, MetricSpec) else MetricSpec(*rule) for rule in rules]
-    for spec in specs:
-        _known(spec.name)
-    for spec in specs:
-        if spec.direction not in ("lower", "higher"):
-            raise InputError(f"direction must be 'lower' or 'higher', not {spec.direction!r}")
-    if not 0 < confidence < 1:
-        raise InputError(f"confidence must be between 0 and 1, not {confidence!r}")
-    if resamples < 2:
-        raise InputError(f"resamples must be at least 2, not {resamples!r}")
+    check_options(specs, confidence, resamples)
     encoded: list[classmetrics.Encoded] = []     # labels coded once for every metric
     jobs = [_job(spec, y_true, champion, candidate, encoded) for spec in specs]
     n = _rows(y_true)
@@ -147,6 +139,19 @@ def paired_bootstraps(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any
         draws = cand - champ if job.direction == "lower" else champ - cand
         results[job.name] = _summary(job, n, draws, confidence, resamples)
     return results
+
+
+def check_options(specs: Sequence[MetricSpec], confidence: float, resamples: int) -> None:
+    """The arguments of a comparison, before any work: known metrics, their directions."""
+    for spec in specs:
+        _known(spec.name)
+    for spec in specs:
+        if spec.direction not in ("lower", "higher"):
+            raise InputError(f"direction must be 'lower' or 'higher', not {spec.direction!r}")
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must be between 0 and 1, not {confidence!r}")
+    if resamples < 2:
+        raise InputError(f"resamples must be at least 2, not {resamples!r}")
 
 
 def _job(spec: MetricSpec, y_true: Any, champion: Any, candidate: Any,
@@ -193,7 +198,7 @@ def _summary(job: _Job, n: int, draws: Array, confidence: float,
     return PairedStat(champion=champion, candidate=candidate,
                       worsening=worsening(job.direction, champion, candidate),
                       low=float(low), high=float(high),
-                      mde=(z(1 - alpha / 2) + z(POWER)) * se, rows=n)
+                      mde=(z(1 - alpha / 2) + z(POWER)) * se, rows=n, se=se)
 
 
 def _linearised(job: _Job, n: int, confidence: float) -> PairedStat:
@@ -204,7 +209,7 @@ def _linearised(job: _Job, n: int, confidence: float) -> PairedStat:
     half = z(1 - (1 - confidence) / 2)
     return PairedStat(champion=champion, candidate=candidate, worsening=worse,
                       low=worse - half * se, high=worse + half * se,
-                      mde=(half + z(POWER)) * se, rows=n)
+                      mde=(half + z(POWER)) * se, rows=n, se=se)
 
 
 def _finite(job: _Job, value: float) -> float:

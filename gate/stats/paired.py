@@ -2,7 +2,9 @@
 verdict, and the one definition of "worse" both use."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
+from typing import Mapping
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,25 @@ class PairedStat:
     high: float
     mde: float
     rows: int
+    # the standard error of `worsening` (the bootstrap's, or the linearised one): what
+    # a test at another confidence than the interval's needs (the slices' Holm step)
+    se: float = math.nan
 
 
 def worsening(direction: str, champion: float, candidate: float) -> float:
     """How much worse the candidate is (negative when better)."""
     return candidate - champion if direction == "lower" else champion - candidate
+
+
+@dataclass(frozen=True)
+class SliceStat:
+    """The paired comparison on the rows of one slice (one value of one column).
+
+    `paired` holds the metrics defined on those rows (a slice too small or too uniform
+    for a metric leaves it out); a slice below the engine's minimum has none.
+    """
+
+    column: str
+    value: str
+    rows: int
+    paired: Mapping[str, PairedStat] = field(default_factory=dict)

@@ -8,6 +8,7 @@ and no information (the bootstrap distribution is normal there to many digits).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -55,6 +56,21 @@ def count_blocks(n: int, resamples: int, seed: int,
         yield start, counts[:size]
 
 
+@dataclass(frozen=True)
+class Groups:
+    """The rows cut into groups (the slices of one column), each with its own parts.
+
+    `order` lists the row indices group after group (ascending within a group), and
+    group g holds order[bounds[g][0]:bounds[g][1]]; its parts are built on those rows
+    in that order. Under a resample a group's parts see the resample's counts of its
+    rows only: the bootstrap's weights restricted to the group.
+    """
+
+    order: Array
+    bounds: tuple[tuple[int, int], ...]
+    parts: tuple[tuple[Part, ...], ...]
+
+
 def bootstrap(parts: Sequence[Part], n: int, resamples: int, seed: int,
               chunk: int | None) -> list[Array]:
     """Each part's value under each resample, (resamples,) per part, on one draw.
@@ -62,24 +78,125 @@ def bootstrap(parts: Sequence[Part], n: int, resamples: int, seed: int,
     All sum parts' columns are stacked so a block of resamples is one BLAS product;
     rank parts are scored on the same counts.
     """
-    sums_parts = [p for p in parts if isinstance(p, SumPart)]
-    columns = np.hstack([p.columns(slice(None)) for p in sums_parts]) if sums_parts \
-        else np.empty((n, 0))
-    sums = np.empty((resamples, columns.shape[1]))
-    ranked = {id(p): np.empty(resamples) for p in parts if not isinstance(p, SumPart)}
+    return bootstrap_grouped(parts, (), n, resamples, seed, chunk)[0]
+
+
+def bootstrap_grouped(parts: Sequence[Part], groups: Sequence[Groups], n: int,
+                      resamples: int, seed: int, chunk: int | None
+                      ) -> tuple[list[Array], list[list[list[Array]]]]:
+    """`bootstrap` of `parts` on all rows and, on the very same resamples, of each
+    group's parts on its rows: (values of `parts`, [per Groups [per group [per part]]]).
+
+    A Groups' sum columns are laid side by side in one sparse (n, total width) matrix,
+    each group's rows in its own block of columns with one more column of ones (its
+    weight): a block of resamples times that matrix is every group's sums and weight in
+    one product, the arithmetic of the aggregate's (one nonzero per row and column of a
+    part). Rank parts see the counts gathered into the group's rows.
+    """
+    whole = _Scores(parts, n, resamples, float(n))
+    laid = [_Layout.of(g, resamples) for g in groups]
     for start, counts in count_blocks(n, resamples, seed, chunk):
-        sums[start:start + len(counts)] = counts @ columns
-        for p in parts:
+        whole.add(start, counts)
+        for layout in laid:
+            layout.add(start, counts)
+    return whole.values(), [[score.values() for score in layout.scores] for layout in laid]
+
+
+class _Scores:
+    """The running sums (and rank values) of a set of parts over blocks of resamples."""
+
+    def __init__(self, parts: Sequence[Part], n: int, resamples: int,
+                 total: float | None) -> None:
+        self.parts = tuple(parts)
+        sums_parts = [p for p in parts if isinstance(p, SumPart)]
+        self.columns = np.hstack([p.columns(slice(None)) for p in sums_parts]) \
+            if sums_parts else np.empty((n, 0))
+        self.sums = np.empty((resamples, self.columns.shape[1]))
+        # the aggregate's weight is n in every resample; a group's is its rows' counts
+        self.total = total
+        self.weight = np.empty(resamples) if total is None else None
+        self.ranked = {id(p): np.empty(resamples) for p in parts
+                       if not isinstance(p, SumPart)}
+
+    def add(self, start: int, counts: Array) -> None:
+        """Score a block of resamples' counts of these parts' rows."""
+        if self.columns.shape[1]:
+            self.sums[start:start + len(counts)] = counts @ self.columns
+        if self.weight is not None:
+            self.weight[start:start + len(counts)] = counts.sum(axis=1)
+        self.add_ranked(start, counts)
+
+    def add_ranked(self, start: int, counts: Array) -> None:
+        for p in self.parts:
             if not isinstance(p, SumPart):
-                ranked[id(p)][start:start + len(counts)] = p.values(counts)
-    out, at = [], 0
-    for p in parts:
-        if isinstance(p, SumPart):
-            out.append(p.combine(sums[:, at:at + p.width], float(n)))
-            at += p.width
-        else:
-            out.append(ranked[id(p)])
-    return out
+                self.ranked[id(p)][start:start + len(counts)] = p.values(counts)
+
+    def values(self) -> list[Array]:
+        weight: Array | float = self.weight if self.weight is not None else \
+            float(self.total or 0.0)
+        out, at = [], 0
+        for p in self.parts:
+            if isinstance(p, SumPart):
+                # a group can draw none of its rows in a resample: its value is then
+                # undefined (NaN), which the summary counts as such
+                with np.errstate(divide="ignore" if self.weight is not None else "warn",
+                                 invalid="ignore" if self.weight is not None else "warn"):
+                    out.append(p.combine(self.sums[:, at:at + p.width], weight))
+                at += p.width
+            else:
+                out.append(self.ranked[id(p)])
+        return out
+
+
+class _Layout:
+    """One Groups' sparse matrix of sum columns, and each group's running scores."""
+
+    def __init__(self, groups: Groups, matrix: object, offsets: list[int],
+                 scores: list[_Scores]) -> None:
+        self.groups = groups
+        self.matrix = matrix
+        self.offsets = offsets
+        self.scores = scores
+        self.ranked = any(score.ranked for score in scores)
+
+    @classmethod
+    def of(cls, groups: Groups, resamples: int) -> "_Layout":
+        from scipy import sparse
+
+        scores, offsets, rows, cols, vals = [], [], [], [], []
+        at = 0
+        for (low, high), parts in zip(groups.bounds, groups.parts):
+            score = _Scores(parts, high - low, resamples, None)
+            block = np.hstack((score.columns, np.ones((high - low, 1))))
+            index = groups.order[low:high]
+            rows.append(np.repeat(index, block.shape[1]))
+            cols.append(np.tile(np.arange(at, at + block.shape[1]), high - low))
+            vals.append(block.ravel())
+            scores.append(score)
+            offsets.append(at)
+            at += block.shape[1]
+        n = len(groups.order)
+        matrix = sparse.csr_matrix(
+            (np.concatenate(vals) if vals else np.empty(0),
+             (np.concatenate(rows) if rows else np.empty(0, dtype=np.intp),
+              np.concatenate(cols) if cols else np.empty(0, dtype=np.intp))),
+            shape=(n, at))
+        return cls(groups, matrix, offsets, scores)
+
+    def add(self, start: int, counts: Array) -> None:
+        if counts.shape[1] != self.matrix.shape[0]:     # type: ignore[attr-defined]
+            raise ValueError("the groups do not cover the rows")
+        sums = np.asarray(counts @ self.matrix)
+        end = start + len(counts)
+        for offset, score in zip(self.offsets, self.scores):
+            width = score.columns.shape[1]
+            score.sums[start:end] = sums[:, offset:offset + width]
+            assert score.weight is not None
+            score.weight[start:end] = sums[:, offset + width]
+        if self.ranked:
+            ordered = np.take(counts, self.groups.order, axis=1)
+            for (low, high), score in zip(self.groups.bounds, self.scores):
+                score.add_ranked(start, ordered[:, low:high])
 
 
 def point(part: Part, n: int) -> float:
