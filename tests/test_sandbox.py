@@ -243,3 +243,31 @@ def test_probe_makes_the_sandbox_here() -> None:
     found = probe()
     assert found.ok and found.kind == "bwrap" and found.bwrap is not None
     assert probe() is found                     # asked once per process
+
+
+def test_python_m_gate_sandbox_says_what_the_gate_will_find() -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "gate.sandbox"], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("model sandbox: bubblewrap ("), done
+
+
+def test_the_shipped_workflows_let_bwrap_alone_make_namespaces() -> None:
+    import yaml
+
+    from gate.sandbox.probe import PROFILE
+
+    profile = (ROOT / PROFILE).read_text()
+    assert "profile bwrap /usr/bin/bwrap flags=(unconfined) {" in profile
+    assert "\n  userns,\n" in profile and "abi <abi/4.0>," in profile
+    for name, job in (("model-gate.yml", "gate"), ("model-gate-manual.yml", "registry")):
+        steps = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text()
+                               )["jobs"][job]["steps"]
+        names = [step.get("name") for step in steps]
+        setup = steps[names.index("Model sandbox")]
+        assert names.index("Model sandbox") < names.index("Gate"), name
+        assert "apparmor_restrict_unprivileged_userns" in setup["run"]
+        assert f"install -m 0644 {PROFILE} /etc/apparmor.d/bwrap" in setup["run"]
+        assert "apparmor_parser -r /etc/apparmor.d/bwrap" in setup["run"]
+        assert "sysctl" not in setup["run"]         # the narrower fix, never the global one
