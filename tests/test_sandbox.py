@@ -31,7 +31,8 @@ from tests import sandbox_models
 pytestmark = pytest.mark.skipif(not probe().ok, reason="no sandbox here: " + probe().why)
 
 ROOT = Path(__file__).resolve().parents[1]
-SMALL = Limits(cpu_seconds=5, wall_seconds=10, memory_bytes=1024 ** 3)
+# small, but with room for a busy 2-core machine: starting the child takes 2-3 s of CPU
+SMALL = Limits(cpu_seconds=10, wall_seconds=60, memory_bytes=1024 ** 3)
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,8 @@ def test_hostile_pyfunc_sees_nothing(tmp_path: Path, frame: Any,
 
 
 @pytest.mark.parametrize("how, limits, cause", [
-    ("spin", SMALL, "exceeded its CPU time limit in the sandbox (5 s)"),
+    ("spin", Limits(cpu_seconds=4, wall_seconds=60),
+     "exceeded its CPU time limit in the sandbox (4 s)"),
     ("sleep", Limits(wall_seconds=5), "timed out in the sandbox (wall time limit 5 s)"),
     ("hog", SMALL, "exceeded its memory limit in the sandbox (1 GB)"),
     ("abort", SMALL, "crashed in the sandbox (SIGABRT, exit 134)"),
@@ -271,3 +273,19 @@ def test_the_shipped_workflows_let_bwrap_alone_make_namespaces() -> None:
         assert f"install -m 0644 {PROFILE} /etc/apparmor.d/bwrap" in setup["run"]
         assert "apparmor_parser -r /etc/apparmor.d/bwrap" in setup["run"]
         assert "sysctl" not in setup["run"]         # the narrower fix, never the global one
+
+
+def test_started_early_and_asked_later(tmp_path: Path, frame: Any) -> None:
+    from sklearn.linear_model import Ridge
+
+    from gate.sandbox import start
+
+    x, y = frame
+    path = tmp_path / "model"
+    mlflow.sklearn.save_model(Ridge().fit(x, y), str(path), serialization_format="skops")
+    first, second = start(path, label="candidate"), start(path, label="champion")
+    np.testing.assert_array_equal(first.result(x, contract.REGRESSION).values,
+                                  in_process(path, x))
+    second.close()                              # not asked: stopped and reaped
+    second.close()
+    assert second._proc.returncode is not None

@@ -6,7 +6,8 @@ memory, output and time. Pickled models are unpickled there and only there.
 The parent side imports no MLflow; child.py, the program run inside, does.
 """
 from gate.sandbox.limits import Limits
-from gate.sandbox.model import Prediction, predict
+from gate.sandbox.model import Pending, Prediction, predict, start
 from gate.sandbox.probe import Probe, SandboxUnavailable, probe
 
-__all__ = ["Limits", "Prediction", "Probe", "SandboxUnavailable", "predict", "probe"]
+__all__ = ["Limits", "Pending", "Prediction", "Probe", "SandboxUnavailable", "predict", "probe",
+           "start"]

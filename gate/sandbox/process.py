@@ -20,31 +20,36 @@ class Finished:
     stderr: bytes                   # its last bytes only
     timed_out: bool = False         # killed by the parent at the wall time
     overflowed: bool = False        # killed by the parent: too much on stdout
-    seconds: float = 0.0
+    seconds: float = 0.0            # from its start to its end
 
 
-def run(argv: list[str], data: bytes, *, wall_seconds: float, output_bytes: int,
-        stderr_bytes: int, preexec: Callable[[], None]) -> Finished:
-    start = time.monotonic()
+def spawn(argv: list[str], preexec: Callable[[], None]) -> subprocess.Popen[bytes]:
+    """Started now, fed and read by `finish`: it can load its model meanwhile."""
     # its own session: one killpg stops bwrap, and --die-with-parent takes everything
     # inside with it
-    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    return subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=preexec,
                             start_new_session=True, close_fds=True)
+
+
+def finish(proc: subprocess.Popen[bytes], data: bytes, *, started: float,
+           wall_seconds: float, output_bytes: int, stderr_bytes: int) -> Finished:
+    """Its input written, its answer read; killed `wall_seconds` from now (what it did
+    before it was asked is bounded by its CPU limit, and by the caller's own work)."""
     pipes = _Pipes(proc, data, output_bytes, stderr_bytes)
-    deadline = start + wall_seconds
+    deadline = time.monotonic() + wall_seconds
     timed_out = pipes.pump(deadline)
     if timed_out or pipes.overflowed:
-        _kill(proc)
+        kill(proc)
     try:
         returncode = proc.wait(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         # both pipes closed, yet it runs on (a grandchild keeping no pipe open)
-        _kill(proc)
+        kill(proc)
         returncode = proc.wait()
         timed_out = True
     return Finished(returncode, bytes(pipes.out), bytes(pipes.err), timed_out,
-                    pipes.overflowed, time.monotonic() - start)
+                    pipes.overflowed, time.monotonic() - started)
 
 
 class _Pipes:
@@ -118,7 +123,7 @@ class _Pipes:
             del self.err[:max(0, len(self.err) - self.stderr_bytes)]
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def kill(proc: subprocess.Popen[bytes]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
