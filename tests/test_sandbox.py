@@ -289,3 +289,62 @@ def test_started_early_and_asked_later(tmp_path: Path, frame: Any) -> None:
     second.close()                              # not asked: stopped and reaped
     second.close()
     assert second._proc.returncode is not None
+
+
+def frames(*parts: Any, raw: list[bytes] | None = None) -> bytes:
+    """An answer as the child writes it, or with `raw` parts written as given."""
+    import io
+    import struct
+
+    from gate.sandbox.child import MAGIC
+
+    blobs = raw or []
+    for part in parts:
+        buffer = io.BytesIO()
+        if part is not None:
+            np.save(buffer, part, allow_pickle=False)
+        blobs.append(buffer.getvalue())
+    return MAGIC + b"".join(struct.pack(">Q", len(b)) + b for b in blobs)
+
+
+def npy_header(descr: str, shape: tuple[int, ...]) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False,
+                                                  "shape": shape})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("answer, cause", [
+    (b"", "no answer"),
+    (b"GATE-SANDBOX-0\n", "it does not start with the gate's header"),
+    (frames(np.zeros(3))[:-5], "its values claim 152 bytes, 147 are left"),
+    (frames(np.zeros(3), None, None) + b"x", "1 bytes follow the answer"),
+    (frames(raw=[npy_header("|O", (3,)) + b"\0" * 24, b"", b""]),
+     "its values are of type object, not numbers or text"),
+    (frames(raw=[npy_header("<f8", (10 ** 10,)) + b"\0" * 24, b"", b""]),
+     "its values claim shape (10000000000,) in 24 bytes"),
+    (frames(np.zeros((3, 2)), None, None), "predictions of shape (3, 2), not one per row"),
+    (frames(np.array(["a", "b", "c"]), None, None), "predictions of type <U1, not numbers"),
+    (frames(np.zeros(3), np.full((3, 2), 0.5), None), "class probabilities without their"),
+    (frames(np.zeros(3), np.full((3, 2), 1.5), np.array([0, 1])),
+     "class probabilities outside [0, 1]"),
+    (frames(np.zeros(3), np.full((3, 3), 0.3), np.array([0, 1])),
+     "class probabilities of shape (3, 3), not (3, 2)"),
+])
+def test_a_forged_answer_is_refused_before_use(answer: bytes, cause: str) -> None:
+    from gate.sandbox import wire
+
+    with pytest.raises(InputError, match="^m: malformed output from the sandbox: " +
+                       re.escape(cause)):
+        wire.read_answer(answer, 3, contract.REGRESSION, "m")
+
+
+def test_a_well_formed_answer_is_read() -> None:
+    from gate.sandbox import wire
+
+    got = wire.read_answer(frames(np.array(["b", "a", "b"]), np.eye(3)[:, :2] + 0,
+                                  np.array(["a", "b"])), 3, contract.BINARY, "m")
+    assert list(got.values) == ["b", "a", "b"] and got.classes == ("a", "b")
+    assert got.proba.shape == (3, 2)
