@@ -348,3 +348,14 @@ def test_a_well_formed_answer_is_read() -> None:
                                   np.array(["a", "b"])), 3, contract.BINARY, "m")
     assert list(got.values) == ["b", "a", "b"] and got.classes == ("a", "b")
     assert got.proba.shape == (3, 2)
+
+
+def test_no_model_or_too_many_features_is_said_before_anything_runs(tmp_path: Path,
+                                                                    frame: Any) -> None:
+    x, _ = frame
+    with pytest.raises(InputError, match="^candidate: no MLmodel file in its model folder$"):
+        predict(tmp_path, x, label="candidate")
+    (tmp_path / "MLmodel").write_text("flavors: {}\n")
+    with pytest.raises(InputError, match=r"^candidate: the eval features take \d+ bytes as "
+                                         r"Parquet, over the sandbox's 1000$"):
+        predict(tmp_path, x, label="candidate", limits=Limits(input_bytes=1000))

@@ -98,10 +98,10 @@ class _Pipes:
     def _write(self) -> None:
         try:
             written = os.write(self.stdin.fileno(), self.data[:CHUNK])
-        except (BrokenPipeError, BlockingIOError) as exc:
-            if isinstance(exc, BlockingIOError):
-                return
-            written = len(self.data)    # it stopped reading: its answer will say why
+        except BlockingIOError:
+            return
+        except BrokenPipeError:
+            written = len(self.data)    # it stopped reading: its exit will say why
         self.data = self.data[written:]
         if not self.data:
             self.selector.unregister(self.stdin)
