@@ -359,3 +359,23 @@ def test_no_model_or_too_many_features_is_said_before_anything_runs(tmp_path: Pa
     with pytest.raises(InputError, match=r"^candidate: the eval features take \d+ bytes as "
                                          r"Parquet, over the sandbox's 1000$"):
         predict(tmp_path, x, label="candidate", limits=Limits(input_bytes=1000))
+
+
+def test_the_parent_imports_no_mlflow_nor_the_model_libraries(tmp_path: Path,
+                                                              frame: Any) -> None:
+    import subprocess
+
+    from sklearn.linear_model import Ridge
+
+    x, y = frame
+    mlflow.sklearn.save_model(Ridge().fit(x, y), str(tmp_path / "model"),
+                              serialization_format="skops")
+    x.to_parquet(tmp_path / "x.parquet")
+    script = ("import sys, pandas as pd\nfrom gate.sandbox import predict\n"
+              f"got = predict({str(tmp_path / 'model')!r}, "
+              f"pd.read_parquet({str(tmp_path / 'x.parquet')!r}), label='m')\n"
+              "print(len(got), sorted({m.split('.')[0] for m in sys.modules} & "
+              "{'mlflow', 'sklearn', 'skops', 'scipy', 'lightgbm', 'xgboost'}))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=ROOT, timeout=120)
+    assert done.returncode == 0 and done.stdout.split() == ["300", "[]"], done
