@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run as root before the stack tests (tests/stack.py): they need PostgreSQL's server
 # binaries and the `postgres` OS user to run them as (initdb and postgres refuse root).
-# The report's browser check (tests/test_report_browser.py) needs headless Chromium.
+# The report's browser check (tests/test_report_browser.py) needs headless Chromium; the
+# model sandbox (tests/test_sandbox.py) needs bubblewrap.
 # Idempotent, and quick when everything is in place: apt runs only if something is missing,
 # and `apt-get update` at most once per run.
 # S3 (moto_server) and MLflow come from the project venv, not from here.
@@ -62,5 +63,14 @@ if [ -n "$browser_missing" ]; then
     apt_install $browser_missing
 fi
 
+# bubblewrap makes the sandbox the gate loads and scores every model in (gate/sandbox,
+# tests/test_sandbox.py). Where AppArmor restricts user namespaces (Ubuntu 24.04), bwrap
+# also needs .github/apparmor/bwrap loaded; `python -m gate.sandbox` says what is missing.
+if ! command -v bwrap >/dev/null 2>&1; then
+    echo "stack-setup: installing bubblewrap (apt)"
+    apt_install bubblewrap
+fi
+
 echo "stack-setup: $("$pg_bin/postgres" --version) at $pg_bin, run as user postgres"
 echo "stack-setup: $(chromium --version 2>/dev/null || echo chromium missing)"
+echo "stack-setup: $(bwrap --version 2>/dev/null || echo bwrap missing)"
