@@ -99,3 +99,13 @@ def migrated_store(path: Path, template: Path | None = None) -> Path:
 
     _get_store(f"sqlite:///{path}").search_experiments()
     return path
+
+
+def shipped_config_without_eval(root: Path) -> str:
+    """The shipped gate.toml without its [eval] section: the benches judge on the rows
+    each trained champion recorded (their data sets are not the pinned eval set's)."""
+    text = (root / "gate.toml").read_text()
+    lines = text[:text.index("\n[eval]\n")].rstrip("\n").split("\n")
+    while lines and lines[-1].startswith("#"):      # the comment that introduces [eval]
+        lines.pop()
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -37,7 +37,8 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from bench.common import at_least, log, machine, median_time, migrated_store, table
+from bench.common import (at_least, log, machine, median_time, migrated_store,
+                          shipped_config_without_eval, table)
 from tests.servers import mlflow_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +120,7 @@ def gate_check(model: Model, out_dir: Path, *extra: str, run_id: str = "",
 
 def write_config(work: Path, name: str) -> Path:
     config = work / f"{name}.toml"
-    config.write_text((ROOT / "gate.toml").read_text().replace(
+    config.write_text(shipped_config_without_eval(ROOT).replace(
         'name = "diabetes-regressor"', f'name = "{name}"'))
     return config
 

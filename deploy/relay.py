@@ -53,6 +53,7 @@ POLL = 0.5
 ROLLBACK_GRACE = 5.0            # a rollback tags the version it left just after the move
 SEEN_DELIVERIES = 1000
 PROMOTED_AT, STATUS, RESTORED_FROM = "gate.promoted_at", "gate.status", "gate.restored_from"
+RESTORED_AT = "gate.restored_at"
 ROLLED_BACK_AT, PREVIOUS, CHAMPION = "gate.rolled_back_at", "gate.champion_version", \
     "gate.champion"
 
@@ -192,9 +193,11 @@ class Relay:
         return str(version.version), dict(version.tags or {})
 
     def _gate_moved(self, move: Move, tags: Mapping[str, str]) -> bool:
-        """The gate wrote this version's promotion after the alias moved, and named it
-        the model's champion (its last two writes)."""
-        if not self._fresh(tags.get(PROMOTED_AT), move):
+        """The gate wrote this version's promotion (or, for a rollback, its restoration:
+        the original promotion time is kept) after the alias moved, and named it the
+        model's champion (its last two writes)."""
+        if not (self._fresh(tags.get(PROMOTED_AT), move) or
+                self._fresh(tags.get(RESTORED_AT), move)):
             return False
         model_tags = self.client.get_registered_model(move.model).tags or {}
         return model_tags.get(CHAMPION) == move.version

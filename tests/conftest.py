@@ -72,6 +72,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    # nor MLflow's process-wide tracking URI that an earlier test's gate set
+    # (point_mlflow_at): MlflowClient() would talk to that test's long-gone server
+    utils = sys.modules.get("mlflow.tracking._tracking_service.utils")
+    if utils is not None:
+        monkeypatch.setattr(utils, "_tracking_uri", None)
 
 
 @pytest.fixture(scope="session")

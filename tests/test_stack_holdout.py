@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 import train_model
 from gate.commands.cli import main as gate
+from tests.conftest import store_rows_toml
 from tests.stack import EXPERIMENT, HOLDOUT_EXPERIMENT, MODEL, REPO, Stack, bootstrapped  # noqa: F401,E501
 from tests.verdicts import IN_PROCESS, read_verdict
 
@@ -75,7 +76,7 @@ def test_admin_publishes_the_holdout(bootstrapped: Stack, login: Login, tmp_path
     assert capsys.readouterr().out.splitlines()[1:] == lines.splitlines()[1:]
     home = tmp_path_factory.mktemp("sealed")
     config = home / "gate.toml"
-    config.write_text((REPO / "gate.toml").read_text() + "\n" + lines)
+    config.write_text(store_rows_toml() + "\n" + lines)
     data = next(line for line in lines.splitlines() if line.startswith("data = "))
     SEALED.update(config=str(config), rows=str(len(rows)), uri=json.loads(data[7:]))
     SEALED["run"] = SEALED["uri"].split("/")[1]

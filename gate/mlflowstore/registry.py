@@ -154,15 +154,22 @@ class Registry(VersionReads):
         if model_id:    # one request, where the registry's download URI costs two
             return self.logged_model_location(model_id)
         client = self.session.client
-        return self.session.or_none(
+        location = self.session.or_none(
             f"model {name!r} version {version}",
             lambda: client.get_model_version_download_uri(name, version)) or None
+        if location and location.startswith(RUNS_SCHEME):   # registered from a 2.x run
+            return self.logged_model_location(location)
+        return location
 
     def logged_model_location(self, model_id: str) -> str | None:
         """Where an MLflow 3 logged model's files are stored; None if it is gone. A
         `runs:/` model (logged by an MLflow 2 client) is its own location."""
         if model_id.startswith(RUNS_SCHEME):
-            return model_id
+            # the run's own artifact location: MLflow 3 resolves a runs:/ URI through the
+            # logged-models API, which a 2.x server does not have
+            run_id, _, path = model_id[len(RUNS_SCHEME):].strip("/").partition("/")
+            run = self.run(run_id)
+            return f"{run.artifact_uri.rstrip('/')}/{path}" if path else run.artifact_uri
         client = self.session.client
         found = self.session.or_none(f"logged model {model_id}",
                                      lambda: client.get_logged_model(model_id))
