@@ -9,7 +9,9 @@
 # The whole suite (no --fast) is what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-select=()
+# The whole suite runs on GATE_TEST_WORKERS processes (default 2), a test file each
+# (its module fixtures start their servers once): most of it waits on servers.
+select=(-n "${GATE_TEST_WORKERS:-2}" --dist loadfile)
 if [ "${1:-}" = --fast ]; then
   shift
   select=(-m "not server and not slow")
