@@ -40,7 +40,8 @@ SEED_ARGS = ("--n-estimators", "3", "--max-depth", "2")
 WORSE_ARGS = "--n-estimators 1 --max-depth 1"
 BETTER_ARGS = "--n-estimators 5 --max-depth 3"
 FILES = ("gate", "train_model.py", "gate.toml", "data", "requirements.txt", "action.yml", ".github",
-         "tests", "bench", ".flake8", "pytest.ini")
+         "tests", "bench", ".flake8", "pytest.ini", "pyproject.toml", "README.md", "LICENSE",
+         "CHANGELOG.md", "scripts")
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider tests/test_decide.py"
 LINT_COMMAND = "python -m flake8 train_model.py"     # the whole tree costs CPU, not coverage
 FORK_SHA = "5" * 40
@@ -85,6 +86,7 @@ class Story:
     evil_ran: bool
     fork_trainer_wrote_env: bool
     workspace: Path
+    python_bin: Path
 
     @property
     def pr(self) -> JobResult:
@@ -134,10 +136,25 @@ def _seed(workspace: Path, server: str) -> str:
     return _production(server)
 
 
+def runner_python(target: Path) -> Path:
+    """What setup-python gives a job here: a fresh venv the workflows install the gate
+    into (never the shared one). It sees the shared venv's packages (a .pth), so the
+    candidate's installs are already met; uv installs the gate's own from its cache."""
+    subprocess.run([str(PYTHON_BIN / "uv"), "venv", "-q", "--python", sys.executable,
+                    str(target)], check=True, timeout=120)
+    purelib = subprocess.run([str(target / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    shared = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(purelib) / "shared-venv.pth").write_text("\n".join(shared) + "\n")
+    return target / "bin"
+
+
 def _runner(workspace: Path, name: str, github: FakeGitHub, server: str,
-            train_args: str = "", trees: dict[str, Path] | None = None) -> WorkflowRunner:
+            train_args: str = "", trees: dict[str, Path] | None = None, *,
+            python_bin: Path) -> WorkflowRunner:
     return WorkflowRunner(
-        workspace / ".github" / "workflows" / name, workspace, python_bin=PYTHON_BIN,
+        workspace / ".github" / "workflows" / name, workspace, python_bin=python_bin,
         secrets={"MLFLOW_TRACKING_URI": server, "MLFLOW_TRACKING_USERNAME": "ci-pr",
                  "MLFLOW_TRACKING_PASSWORD": PR_PASSWORD},
         environment_secrets={"production": {"MLFLOW_TRACKING_USERNAME": "ci-promoter",
@@ -203,17 +220,20 @@ def _fork_tree(workspace: Path) -> Path:
 def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     workspace = _copy_repo(tmp_path_factory.mktemp("workflows") / "repo")
     fork_tree = _fork_tree(workspace)
+    python_bin = runner_python(workspace.parent / "runner-python")
     server = mlflow_server
     with FakeGitHub() as github:
         seed_version = _seed(workspace, server)
         github.add_pull(REPO, 7, head_sha="1" * 40, files=["README.md", "train_model.py"])
         with _runner(workspace, PR_WORKFLOW, github, server,
-                     f"{WORSE_ARGS} --run-name {HOSTILE_RUN_NAME}") as runner:
+                     f"{WORSE_ARGS} --run-name {HOSTILE_RUN_NAME}",
+                     python_bin=python_bin) as runner:
             pr = runner.run("pull_request", pull_request_event(7, REPO), actor="contributor")
         after_pr = _production(server)
 
         before = _run_count(server)
-        with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
+        with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS,
+                     python_bin=python_bin) as runner:
             event = pull_request_event(8, REPO, head_repo="stranger/model-gate",
                                        author="stranger", head_sha=FORK_SHA)
             fork = runner.run("pull_request", event, actor="stranger")
@@ -224,7 +244,7 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         github.add_pull(REPO, 8, head_sha=FORK_SHA, head_ref="stranger-idea",
                         head_repo="stranger/model-gate", files=["train_model.py"])
         with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS,
-                     trees={FORK_SHA: fork_tree}) as runner:
+                     trees={FORK_SHA: fork_tree}, python_bin=python_bin) as runner:
             check_pr = runner.run("workflow_dispatch", dispatch_event(REPO, {}),
                                   inputs={"action": "check-pr", "pr": "8", "sha": FORK_SHA})
             assert check_pr.run_dir is not None
@@ -232,17 +252,18 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             wrote_env = any("evil.sh" in p.read_text()
                             for p in check_pr.run_dir.glob("*.env"))
 
-        with _runner(workspace, MAIN_WORKFLOW, github, server, BETTER_ARGS) as runner:
+        with _runner(workspace, MAIN_WORKFLOW, github, server, BETTER_ARGS,
+                     python_bin=python_bin) as runner:
             main = runner.run("push", push_event(REPO))
         promoted = _production(server)
 
-        with _runner(workspace, MANUAL_WORKFLOW, github, server) as runner:
+        with _runner(workspace, MANUAL_WORKFLOW, github, server, python_bin=python_bin) as runner:
             rollback = _only_job(runner.run(
                 "workflow_dispatch", dispatch_event(REPO, {}),
                 inputs={"action": "rollback", "reason": "latency regression in serving"}))
         after_rollback = _production(server)
 
-        with _runner(workspace, MANUAL_WORKFLOW, github, server) as runner:
+        with _runner(workspace, MANUAL_WORKFLOW, github, server, python_bin=python_bin) as runner:
             forced = _only_job(runner.run(
                 "workflow_dispatch", dispatch_event(REPO, {}),
                 inputs={"action": "promote", "version": promoted, "force": True,
@@ -257,7 +278,7 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     production_after_rollback=after_rollback,
                     forced_without_reason=forced, production_after_forced=after_forced,
                     evil_ran=evil_ran, fork_trainer_wrote_env=wrote_env,
-                    workspace=workspace)
+                    workspace=workspace, python_bin=python_bin)
 
 
 def _comments(story: Story, pr: int) -> list[dict[str, Any]]:
@@ -445,6 +466,8 @@ jobs:
     uses: ./.github/workflows/model-gate.yml
     with:
       model-name: ${{ matrix.model }}
+      gate-repository: ${{ github.repository }}
+      gate-ref: ${{ github.sha }}
       lint: ""
       test: ""
     secrets:
@@ -459,22 +482,26 @@ def extras(story: Story) -> Extras:
     github.add_comment(REPO, 9, f"{marker(MODEL)}\n### Model gate · ✅ **Passed**",
                        login=github.login)
     github.add_pull(REPO, 9, head_sha="9" * 40, files=["train_model.py"])
-    with _runner(workspace, PR_WORKFLOW, github, server, "--no-such-option") as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, "--no-such-option",
+                 python_bin=story.python_bin) as runner:
         failed = runner.run("pull_request", pull_request_event(9, REPO))
 
     github.add_pull(REPO, 10, head_sha="a" * 40, files=["README.md", "docs/guide.md"])
-    with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS,
+                 python_bin=story.python_bin) as runner:
         docs = runner.run("pull_request", pull_request_event(10, REPO))
 
     # the contributor pushed after the review: the head is no longer the reviewed SHA
     github.add_pull(REPO, 12, head_sha="b" * 40, head_repo="stranger/model-gate")
     before = _run_count(server)
-    with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS) as runner:
+    with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS,
+                 python_bin=story.python_bin) as runner:
         wrong = runner.run("workflow_dispatch", dispatch_event(REPO, {}),
                            inputs={"action": "check-pr", "pr": "12", "sha": "c" * 40})
     after = _run_count(server)
 
-    with _runner(workspace, PR_WORKFLOW, github, server, BETTER_ARGS) as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, BETTER_ARGS,
+                 python_bin=story.python_bin) as runner:
         queue = runner.run("merge_group", merge_group_event(REPO, 7))
         other = runner.run("merge_group", merge_group_event(REPO, 11, head_sha="7" * 40))
 
@@ -482,7 +509,8 @@ def extras(story: Story) -> Extras:
     caller.write_text(MATRIX_CALLER)
     github.add_pull(REPO, 11, head_sha="8" * 40, files=["train_model.py"])
     try:
-        with _runner(workspace, caller.name, github, server, BETTER_ARGS) as runner:
+        with _runner(workspace, caller.name, github, server, BETTER_ARGS,
+                     python_bin=story.python_bin) as runner:
             matrix = runner.run("pull_request", pull_request_event(11, REPO))
     finally:
         caller.unlink()
