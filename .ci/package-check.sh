@@ -14,15 +14,17 @@ trap 'rm -rf "$work"' EXIT
 fail() { echo "package-check: $*" >&2; exit 1; }
 
 # -- build -------------------------------------------------------------------------
-"$uv" build --quiet --out-dir "$work/dist" "$root"
+# PACKAGE_DIST keeps what was built (the release workflow uploads it)
+dist="${PACKAGE_DIST:-$work/dist}"
+"$uv" build --quiet --out-dir "$dist" "$root"
 version=$(cd "$root" && "$bin/python" -c 'import ast, pathlib
 tree = ast.parse(pathlib.Path("gate/__init__.py").read_text())
 print(next(n.value.value for n in tree.body if isinstance(n, ast.Assign)
            and getattr(n.targets[0], "id", "") == "__version__"))')
-wheel="$work/dist/mlflow_model_gate-$version-py3-none-any.whl"
-sdist="$work/dist/mlflow_model_gate-$version.tar.gz"
-[ -f "$wheel" ] || fail "no wheel $(basename "$wheel") in: $(ls "$work/dist")"
-[ -f "$sdist" ] || fail "no sdist $(basename "$sdist") in: $(ls "$work/dist")"
+wheel="$dist/mlflow_model_gate-$version-py3-none-any.whl"
+sdist="$dist/mlflow_model_gate-$version.tar.gz"
+[ -f "$wheel" ] || fail "no wheel $(basename "$wheel") in: $(ls "$dist")"
+[ -f "$sdist" ] || fail "no sdist $(basename "$sdist") in: $(ls "$dist")"
 
 # -- metadata and contents -----------------------------------------------------------
 "$bin/python" - "$wheel" "$sdist" "$version" <<'PY' || fail "metadata (above)"

@@ -580,6 +580,7 @@ def test_a_matrix_of_models_gets_one_sticky_comment_each(extras: Extras) -> None
 # --- the workflows' contract, read statically --------------------------------------------
 
 REUSABLE = "model-gate.yml"
+RELEASE = "release.yml"
 # Jobs of the reusable workflow that run the code under review.
 CANDIDATE_JOBS = ("lint", "train")
 
@@ -593,6 +594,8 @@ def _caller_jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def test_only_pull_request_and_least_privilege() -> None:
     for name in workflow_files():
+        if name == RELEASE:
+            continue        # test_release_least_privilege_and_trusted_publishing
         doc = load(name)
         triggers = doc.get("on", doc.get(True))
         assert "pull_request_target" not in triggers
@@ -653,6 +656,75 @@ def test_the_three_workflows_call_the_reusable_one() -> None:
     assert {"model-name", "config", "train", "runs-on", "lint", "test", "paths"} <= set(inputs)
     for _, _, job in _caller_jobs():
         assert job["secrets"] != "inherit"      # the callee gets the three it names
+
+
+def test_the_gate_comes_from_its_own_version_never_the_callers_checkout() -> None:
+    reusable = load(REUSABLE)
+    inputs = reusable[True]["workflow_call"]["inputs"]
+    assert {"gate-repository", "gate-ref", "python-version", "extras", "installer"} <= \
+        set(inputs)
+    assert inputs["model-name"].get("required") is not True
+    text = (WORKFLOWS / REUSABLE).read_text()
+    assert MODEL not in text
+    for job_id in ("plan", "gate"):
+        steps = reusable["jobs"][job_id]["steps"]
+        gate = [s for s in steps if s.get("name") == "The gate, at the version the caller pinned"]
+        assert len(gate) == 1, job_id
+        assert gate[0]["with"]["repository"] == "${{ inputs.gate-repository }}"
+        assert gate[0]["with"]["ref"] == "${{ inputs.gate-ref || github.job_workflow_sha }}"
+        assert gate[0]["with"]["path"] == ".model-gate"
+        install = next(s for s in steps if s.get("name") == "Install the gate")
+        assert install["run"].startswith("bash .model-gate/scripts/install-gate.sh .model-gate")
+        assert "requirements.txt" not in json.dumps(steps), job_id   # not the caller's
+    actions = {s["uses"] for s in reusable["jobs"]["gate"]["steps"]
+               if str(s.get("uses", "")).startswith("./")}
+    assert actions == {"./.model-gate"}
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    install = next(s for s in action["runs"]["steps"] if s.get("name") == "Install the gate")
+    assert '"$GATE_ACTION_PATH/scripts/install-gate.sh" "$GATE_ACTION_PATH"' in install["run"]
+    assert "requirements.txt" not in json.dumps(action["runs"])
+    # this repository's own callers name the trusted commit of this repository
+    for name, _, job in _caller_jobs():
+        assert job["with"]["gate-repository"] == "${{ github.repository }}", name
+
+
+def test_release_least_privilege_and_trusted_publishing() -> None:
+    doc = load(RELEASE)
+    assert doc[True] == {"push": {"tags": ["v*.*.*"]}}
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    assert {j: job["permissions"] for j, job in jobs.items()} == {
+        "build": {"contents": "read"}, "publish": {"id-token": "write"},
+        "github-release": {"contents": "write"}}
+    publish = jobs["publish"]
+    assert publish["environment"] == "pypi" and publish["needs"] == "build"
+    uses = [s["uses"] for s in publish["steps"] if "uses" in s]
+    assert any(re.fullmatch(r"pypa/gh-action-pypi-publish@[0-9a-f]{40}", u) for u in uses)
+    text = json.dumps(doc)
+    assert "secrets." not in text and "password" not in text      # no stored token
+    assert "id-token" not in json.dumps({j: jobs[j] for j in ("build", "github-release")})
+    build = json.dumps(jobs["build"])
+    assert "package-check.sh" in build and "changelog_section.py" in build
+    release = json.dumps(jobs["github-release"])
+    assert "changelog_section.py" in release and "refs/tags/$major" in release
+
+
+@pytest.mark.parametrize(("heading", "expected"), [
+    ("## 1.2.0 (2026-12-07)", "### Added\n- one\n"),
+    ("## 1.2.0 (unreleased)", None),
+    ("## 1.2.1", None),
+])
+def test_release_notes_come_from_the_changelog(tmp_path: Path, heading: str,
+                                               expected: str | None) -> None:
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(f"# Changelog\n\n{heading}\n\n### Added\n- one\n\n## 1.1.0\n- old\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "changelog_section.py"),
+                           "v1.2.0", str(changelog)], capture_output=True, text=True,
+                          timeout=60)
+    if expected is None:
+        assert proc.returncode == 2 and proc.stderr.startswith("changelog: ")
+    else:
+        assert (proc.returncode, proc.stdout) == (0, expected)
 
 
 def test_the_pr_workflow_serves_merge_queues() -> None:
