@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="uv only")
     args = p.parse_args(argv)
     rows = []
+    where = machine()           # the load before the installs, not after
     with tempfile.TemporaryDirectory(prefix="install-speed-") as tmp:
         work = Path(tmp)
         for installer in (("uv",) if args.quick else ("pip", "uv")):
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             cold = install(installer, args.requirements, cache, work)
             warm = install(installer, args.requirements, cache, work)
             rows.append((installer, round(cold, 1), round(warm, 1)))
-    print(f"install {args.requirements.name} into a fresh venv ({machine()})\n")
+    print(f"install {args.requirements.name} into a fresh venv ({where})\n")
     print(table(("installer", "cold cache, s", "warm cache, s"), rows))
     return 0
 
