@@ -40,7 +40,8 @@ SEED_ARGS = ("--n-estimators", "3", "--max-depth", "2")
 WORSE_ARGS = "--n-estimators 1 --max-depth 1"
 BETTER_ARGS = "--n-estimators 5 --max-depth 3"
 FILES = ("gate", "train_model.py", "gate.toml", "data", "requirements.txt", "action.yml", ".github",
-         "tests", "bench", ".flake8", "pytest.ini")
+         "tests", "bench", ".flake8", "pytest.ini", "pyproject.toml", "README.md", "LICENSE",
+         "CHANGELOG.md", "scripts")
 TEST_COMMAND = "python -m pytest -q -p no:cacheprovider tests/test_decide.py"
 LINT_COMMAND = "python -m flake8 train_model.py"     # the whole tree costs CPU, not coverage
 FORK_SHA = "5" * 40
@@ -85,6 +86,7 @@ class Story:
     evil_ran: bool
     fork_trainer_wrote_env: bool
     workspace: Path
+    python_bin: Path
 
     @property
     def pr(self) -> JobResult:
@@ -134,10 +136,25 @@ def _seed(workspace: Path, server: str) -> str:
     return _production(server)
 
 
+def runner_python(target: Path) -> Path:
+    """What setup-python gives a job here: a fresh venv the workflows install the gate
+    into (never the shared one). It sees the shared venv's packages (a .pth), so the
+    candidate's installs are already met; uv installs the gate's own from its cache."""
+    subprocess.run([str(PYTHON_BIN / "uv"), "venv", "-q", "--python", sys.executable,
+                    str(target)], check=True, timeout=120)
+    purelib = subprocess.run([str(target / "bin" / "python"), "-c",
+                              "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                             check=True, capture_output=True, text=True).stdout.strip()
+    shared = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(purelib) / "shared-venv.pth").write_text("\n".join(shared) + "\n")
+    return target / "bin"
+
+
 def _runner(workspace: Path, name: str, github: FakeGitHub, server: str,
-            train_args: str = "", trees: dict[str, Path] | None = None) -> WorkflowRunner:
+            train_args: str = "", trees: dict[str, Path] | None = None, *,
+            python_bin: Path) -> WorkflowRunner:
     return WorkflowRunner(
-        workspace / ".github" / "workflows" / name, workspace, python_bin=PYTHON_BIN,
+        workspace / ".github" / "workflows" / name, workspace, python_bin=python_bin,
         secrets={"MLFLOW_TRACKING_URI": server, "MLFLOW_TRACKING_USERNAME": "ci-pr",
                  "MLFLOW_TRACKING_PASSWORD": PR_PASSWORD},
         environment_secrets={"production": {"MLFLOW_TRACKING_USERNAME": "ci-promoter",
@@ -203,17 +220,20 @@ def _fork_tree(workspace: Path) -> Path:
 def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Story]:
     workspace = _copy_repo(tmp_path_factory.mktemp("workflows") / "repo")
     fork_tree = _fork_tree(workspace)
+    python_bin = runner_python(workspace.parent / "runner-python")
     server = mlflow_server
     with FakeGitHub() as github:
         seed_version = _seed(workspace, server)
         github.add_pull(REPO, 7, head_sha="1" * 40, files=["README.md", "train_model.py"])
         with _runner(workspace, PR_WORKFLOW, github, server,
-                     f"{WORSE_ARGS} --run-name {HOSTILE_RUN_NAME}") as runner:
+                     f"{WORSE_ARGS} --run-name {HOSTILE_RUN_NAME}",
+                     python_bin=python_bin) as runner:
             pr = runner.run("pull_request", pull_request_event(7, REPO), actor="contributor")
         after_pr = _production(server)
 
         before = _run_count(server)
-        with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
+        with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS,
+                     python_bin=python_bin) as runner:
             event = pull_request_event(8, REPO, head_repo="stranger/model-gate",
                                        author="stranger", head_sha=FORK_SHA)
             fork = runner.run("pull_request", event, actor="stranger")
@@ -224,7 +244,7 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         github.add_pull(REPO, 8, head_sha=FORK_SHA, head_ref="stranger-idea",
                         head_repo="stranger/model-gate", files=["train_model.py"])
         with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS,
-                     trees={FORK_SHA: fork_tree}) as runner:
+                     trees={FORK_SHA: fork_tree}, python_bin=python_bin) as runner:
             check_pr = runner.run("workflow_dispatch", dispatch_event(REPO, {}),
                                   inputs={"action": "check-pr", "pr": "8", "sha": FORK_SHA})
             assert check_pr.run_dir is not None
@@ -232,17 +252,18 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
             wrote_env = any("evil.sh" in p.read_text()
                             for p in check_pr.run_dir.glob("*.env"))
 
-        with _runner(workspace, MAIN_WORKFLOW, github, server, BETTER_ARGS) as runner:
+        with _runner(workspace, MAIN_WORKFLOW, github, server, BETTER_ARGS,
+                     python_bin=python_bin) as runner:
             main = runner.run("push", push_event(REPO))
         promoted = _production(server)
 
-        with _runner(workspace, MANUAL_WORKFLOW, github, server) as runner:
+        with _runner(workspace, MANUAL_WORKFLOW, github, server, python_bin=python_bin) as runner:
             rollback = _only_job(runner.run(
                 "workflow_dispatch", dispatch_event(REPO, {}),
                 inputs={"action": "rollback", "reason": "latency regression in serving"}))
         after_rollback = _production(server)
 
-        with _runner(workspace, MANUAL_WORKFLOW, github, server) as runner:
+        with _runner(workspace, MANUAL_WORKFLOW, github, server, python_bin=python_bin) as runner:
             forced = _only_job(runner.run(
                 "workflow_dispatch", dispatch_event(REPO, {}),
                 inputs={"action": "promote", "version": promoted, "force": True,
@@ -257,7 +278,7 @@ def story(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     production_after_rollback=after_rollback,
                     forced_without_reason=forced, production_after_forced=after_forced,
                     evil_ran=evil_ran, fork_trainer_wrote_env=wrote_env,
-                    workspace=workspace)
+                    workspace=workspace, python_bin=python_bin)
 
 
 def _comments(story: Story, pr: int) -> list[dict[str, Any]]:
@@ -445,6 +466,8 @@ jobs:
     uses: ./.github/workflows/model-gate.yml
     with:
       model-name: ${{ matrix.model }}
+      gate-repository: ${{ github.repository }}
+      gate-ref: ${{ github.sha }}
       lint: ""
       test: ""
     secrets:
@@ -459,22 +482,26 @@ def extras(story: Story) -> Extras:
     github.add_comment(REPO, 9, f"{marker(MODEL)}\n### Model gate · ✅ **Passed**",
                        login=github.login)
     github.add_pull(REPO, 9, head_sha="9" * 40, files=["train_model.py"])
-    with _runner(workspace, PR_WORKFLOW, github, server, "--no-such-option") as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, "--no-such-option",
+                 python_bin=story.python_bin) as runner:
         failed = runner.run("pull_request", pull_request_event(9, REPO))
 
     github.add_pull(REPO, 10, head_sha="a" * 40, files=["README.md", "docs/guide.md"])
-    with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS) as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, WORSE_ARGS,
+                 python_bin=story.python_bin) as runner:
         docs = runner.run("pull_request", pull_request_event(10, REPO))
 
     # the contributor pushed after the review: the head is no longer the reviewed SHA
     github.add_pull(REPO, 12, head_sha="b" * 40, head_repo="stranger/model-gate")
     before = _run_count(server)
-    with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS) as runner:
+    with _runner(workspace, MANUAL_WORKFLOW, github, server, WORSE_ARGS,
+                 python_bin=story.python_bin) as runner:
         wrong = runner.run("workflow_dispatch", dispatch_event(REPO, {}),
                            inputs={"action": "check-pr", "pr": "12", "sha": "c" * 40})
     after = _run_count(server)
 
-    with _runner(workspace, PR_WORKFLOW, github, server, BETTER_ARGS) as runner:
+    with _runner(workspace, PR_WORKFLOW, github, server, BETTER_ARGS,
+                 python_bin=story.python_bin) as runner:
         queue = runner.run("merge_group", merge_group_event(REPO, 7))
         other = runner.run("merge_group", merge_group_event(REPO, 11, head_sha="7" * 40))
 
@@ -482,7 +509,8 @@ def extras(story: Story) -> Extras:
     caller.write_text(MATRIX_CALLER)
     github.add_pull(REPO, 11, head_sha="8" * 40, files=["train_model.py"])
     try:
-        with _runner(workspace, caller.name, github, server, BETTER_ARGS) as runner:
+        with _runner(workspace, caller.name, github, server, BETTER_ARGS,
+                     python_bin=story.python_bin) as runner:
             matrix = runner.run("pull_request", pull_request_event(11, REPO))
     finally:
         caller.unlink()
@@ -552,6 +580,7 @@ def test_a_matrix_of_models_gets_one_sticky_comment_each(extras: Extras) -> None
 # --- the workflows' contract, read statically --------------------------------------------
 
 REUSABLE = "model-gate.yml"
+RELEASE = "release.yml"
 # Jobs of the reusable workflow that run the code under review.
 CANDIDATE_JOBS = ("lint", "train")
 
@@ -565,6 +594,8 @@ def _caller_jobs() -> Iterator[tuple[str, str, dict[str, Any]]]:
 
 def test_only_pull_request_and_least_privilege() -> None:
     for name in workflow_files():
+        if name == RELEASE:
+            continue        # test_release_least_privilege_and_trusted_publishing
         doc = load(name)
         triggers = doc.get("on", doc.get(True))
         assert "pull_request_target" not in triggers
@@ -625,6 +656,75 @@ def test_the_three_workflows_call_the_reusable_one() -> None:
     assert {"model-name", "config", "train", "runs-on", "lint", "test", "paths"} <= set(inputs)
     for _, _, job in _caller_jobs():
         assert job["secrets"] != "inherit"      # the callee gets the three it names
+
+
+def test_the_gate_comes_from_its_own_version_never_the_callers_checkout() -> None:
+    reusable = load(REUSABLE)
+    inputs = reusable[True]["workflow_call"]["inputs"]
+    assert {"gate-repository", "gate-ref", "python-version", "extras", "installer"} <= \
+        set(inputs)
+    assert inputs["model-name"].get("required") is not True
+    text = (WORKFLOWS / REUSABLE).read_text()
+    assert MODEL not in text
+    for job_id in ("plan", "gate"):
+        steps = reusable["jobs"][job_id]["steps"]
+        gate = [s for s in steps if s.get("name") == "The gate, at the version the caller pinned"]
+        assert len(gate) == 1, job_id
+        assert gate[0]["with"]["repository"] == "${{ inputs.gate-repository }}"
+        assert gate[0]["with"]["ref"] == "${{ inputs.gate-ref || github.job_workflow_sha }}"
+        assert gate[0]["with"]["path"] == ".model-gate"
+        install = next(s for s in steps if s.get("name") == "Install the gate")
+        assert install["run"].startswith("bash .model-gate/scripts/install-gate.sh .model-gate")
+        assert "requirements.txt" not in json.dumps(steps), job_id   # not the caller's
+    actions = {s["uses"] for s in reusable["jobs"]["gate"]["steps"]
+               if str(s.get("uses", "")).startswith("./")}
+    assert actions == {"./.model-gate"}
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    install = next(s for s in action["runs"]["steps"] if s.get("name") == "Install the gate")
+    assert '"$GATE_ACTION_PATH/scripts/install-gate.sh" "$GATE_ACTION_PATH"' in install["run"]
+    assert "requirements.txt" not in json.dumps(action["runs"])
+    # this repository's own callers name the trusted commit of this repository
+    for name, _, job in _caller_jobs():
+        assert job["with"]["gate-repository"] == "${{ github.repository }}", name
+
+
+def test_release_least_privilege_and_trusted_publishing() -> None:
+    doc = load(RELEASE)
+    assert doc[True] == {"push": {"tags": ["v*.*.*"]}}
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    assert {j: job["permissions"] for j, job in jobs.items()} == {
+        "build": {"contents": "read"}, "publish": {"id-token": "write"},
+        "github-release": {"contents": "write"}}
+    publish = jobs["publish"]
+    assert publish["environment"] == "pypi" and publish["needs"] == "build"
+    uses = [s["uses"] for s in publish["steps"] if "uses" in s]
+    assert any(re.fullmatch(r"pypa/gh-action-pypi-publish@[0-9a-f]{40}", u) for u in uses)
+    text = json.dumps(doc)
+    assert "secrets." not in text and "password" not in text      # no stored token
+    assert "id-token" not in json.dumps({j: jobs[j] for j in ("build", "github-release")})
+    build = json.dumps(jobs["build"])
+    assert "package-check.sh" in build and "changelog_section.py" in build
+    release = json.dumps(jobs["github-release"])
+    assert "changelog_section.py" in release and "refs/tags/$major" in release
+
+
+@pytest.mark.parametrize(("heading", "expected"), [
+    ("## 1.2.0 (2026-12-07)", "### Added\n- one\n"),
+    ("## 1.2.0 (unreleased)", None),
+    ("## 1.2.1", None),
+])
+def test_release_notes_come_from_the_changelog(tmp_path: Path, heading: str,
+                                               expected: str | None) -> None:
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text(f"# Changelog\n\n{heading}\n\n### Added\n- one\n\n## 1.1.0\n- old\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "changelog_section.py"),
+                           "v1.2.0", str(changelog)], capture_output=True, text=True,
+                          timeout=60)
+    if expected is None:
+        assert proc.returncode == 2 and proc.stderr.startswith("changelog: ")
+    else:
+        assert (proc.returncode, proc.stdout) == (0, expected)
 
 
 def test_the_pr_workflow_serves_merge_queues() -> None:

@@ -3,7 +3,10 @@
 It reads the workflow YAML, checks that the event triggers it (push, pull_request,
 merge_group, workflow_dispatch), runs the jobs in `needs` order with their `if:`, job
 outputs and the `needs` context, expands a simple `strategy.matrix`, and calls local
-reusable workflows (`uses: ./.github/workflows/x.yml` with `with:` and `secrets:`). Steps
+reusable workflows (`uses: ./.github/workflows/x.yml` with `with:` and `secrets:`), and
+another repository's (`uses: owner/name/.github/workflows/x.yml@ref`, read from the local
+copy `repos` maps that repository and ref to; `github.job_workflow_sha` is then a SHA the
+runner gives that ref, and `actions/checkout` with `repository:` finds it there). Steps
 run with bash and the environment GitHub would give: an event file, GITHUB_OUTPUT /
 GITHUB_ENV / GITHUB_PATH / GITHUB_STEP_SUMMARY per step, the default GITHUB_* variables,
 `${{ }}` expressions in `env:`, `with:` and `if:`, step and job `timeout-minutes`. Each job
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import hashlib
 import json
 import math
 import os
@@ -371,6 +375,8 @@ class JobResult:
     outputs: dict[str, str] = field(default_factory=dict)
     runs_on: Any = None
     checkouts: list[tuple[str, str]] = field(default_factory=list)   # (path, ref)
+    # (path, repository, ref) of checkouts of another repository than the run's
+    foreign_checkouts: list[tuple[str, str, str]] = field(default_factory=list)
     secrets: tuple[str, ...] = ()      # names of the secrets the job was given
     call: bool = False   # a job that calls a reusable workflow: its jobs are listed apart
 
@@ -521,6 +527,7 @@ class WorkflowRunner:
                  api_url: str = "https://api.github.com", token: str = "ghs_runner",
                  timeout: float = DEFAULT_TIMEOUT,
                  trees: Mapping[str, Path] | None = None,
+                 repos: Mapping[str, Mapping[str, Path]] | None = None,
                  artifact_dir: Path | None = None) -> None:
         self.workflow_path = workflow
         self.doc = yaml.safe_load(workflow.read_text())
@@ -532,6 +539,10 @@ class WorkflowRunner:
         self.variables = dict(variables or {})
         self.api_url, self.token, self.timeout = api_url, token, timeout
         self.trees = dict(trees or {})
+        # other repositories: name -> ref (a tag, a branch) -> its files; each ref also
+        # answers to the SHA the runner gives it (what job_workflow_sha would be)
+        self.repos = {name: {**dict(refs), **{ref_sha(name, r): t for r, t in refs.items()}}
+                      for name, refs in (repos or {}).items()}
         self._tmp = Path(tempfile.mkdtemp(prefix="workflow-runner-"))
         # uploads outlive the runner only when kept somewhere of the caller's
         self.artifact_dir = artifact_dir or self._tmp / "artifacts"
@@ -597,7 +608,8 @@ class WorkflowRunner:
         return run.result
 
     def _run_jobs(self, doc: Mapping[str, Any], run: _Run, inputs: Mapping[str, Any],
-                  secrets: Mapping[str, str], prefix: str, names: str) -> dict[str, _Done]:
+                  secrets: Mapping[str, str], prefix: str, names: str,
+                  workflow_sha: str = "") -> dict[str, _Done]:
         """Every job of `doc` once its `needs` are done, in dependency order."""
         jobs = doc.get("jobs") or {}
         done: dict[str, _Done] = {}
@@ -609,15 +621,16 @@ class WorkflowRunner:
             for job_id in ready:
                 waiting.remove(job_id)
                 done[job_id] = self._job(doc, job_id, jobs[job_id], run, inputs, secrets,
-                                         done, prefix, names)
+                                         done, prefix, names, workflow_sha)
         return done
 
     def _job(self, doc: Mapping[str, Any], job_id: str, job: Mapping[str, Any], run: _Run,
              inputs: Mapping[str, Any], secrets: Mapping[str, str], done: Mapping[str, _Done],
-             prefix: str, names: str) -> _Done:
+             prefix: str, names: str, workflow_sha: str = "") -> _Done:
         needs = _as_list(job.get("needs"))
         results = [done[n].result for n in needs]
-        context = Context(github=dict(run.github, job=job_id), env={}, inputs=dict(inputs),
+        github = dict(run.github, job=job_id, job_workflow_sha=workflow_sha)
+        context = Context(github=github, env={}, inputs=dict(inputs),
                           secrets={}, vars=self.variables, steps={},
                           runner=self._runner_context(run.run_dir),
                           extra={"needs": {n: {"result": done[n].result,
@@ -649,12 +662,23 @@ class WorkflowRunner:
 
     def _call(self, job_id: str, job: Mapping[str, Any], context: Context, run: _Run,
               secrets: Mapping[str, str], key: str, names: str, suffix: str) -> _Done:
-        """A job that `uses:` a reusable workflow of this repository."""
+        """A job that `uses:` a reusable workflow, of this repository or another."""
         uses = str(job["uses"])
-        if not uses.startswith("./.github/workflows/") or "@" in uses:
-            raise WorkflowError(f"job {job_id!r}: only local reusable workflows, not {uses!r}")
-        # GitHub reads a local reusable workflow from the caller's own commit.
-        called = yaml.safe_load((self.workspace / uses[2:]).read_text())
+        remote = re.fullmatch(r"([\w.-]+/[\w.-]+)/(\.github/workflows/[\w.-]+\.ya?ml)@([\w./-]+)",
+                              uses)
+        if remote:
+            repo, path, ref = remote.groups()
+            tree = self.repos.get(repo, {}).get(ref)
+            if tree is None:
+                raise WorkflowError(f"job {job_id!r}: no local copy of {repo}@{ref} (repos=)")
+            called = yaml.safe_load((tree / path).read_text())
+            workflow_sha = ref_sha(repo, ref)
+        elif uses.startswith("./.github/workflows/") and "@" not in uses:
+            # GitHub reads a local reusable workflow from the caller's own commit.
+            called = yaml.safe_load((self.workspace / uses[2:]).read_text())
+            workflow_sha = str(run.github["sha"])
+        else:
+            raise WorkflowError(f"job {job_id!r}: cannot call {uses!r}")
         spec = _triggers(called).get("workflow_call")
         if spec is None and "workflow_call" not in _triggers(called):
             raise WorkflowError(f"{uses} has no `on: workflow_call`")
@@ -682,7 +706,7 @@ class WorkflowRunner:
                            call=True)
         run.result.jobs[key] = caller
         nested = self._run_jobs(called, run, inputs, called_secrets, prefix=f"{key}/",
-                                names=f"{name} / ")
+                                names=f"{name} / ", workflow_sha=workflow_sha)
         jobs_context = {j: {"result": d.result, "outputs": d.outputs} for j, d in nested.items()}
         out_context = Context(github=run.github, env={}, inputs=inputs, secrets={},
                               vars=self.variables, steps={}, runner={},
@@ -875,8 +899,17 @@ class WorkflowRunner:
         action = uses.split("@")[0]
         if action == "actions/checkout":
             ref = with_values.get("ref") or context.github["sha"]
-            self._checkout(state.workspace, with_values.get("path") or ".", ref)
-            job.checkouts.append((with_values.get("path") or ".", ref))
+            path = with_values.get("path") or "."
+            repository = with_values.get("repository") or context.github["repository"]
+            if repository != context.github["repository"]:
+                tree = self.repos.get(repository, {}).get(ref)
+                if tree is None:
+                    raise WorkflowError(f"step {name!r}: no local copy of {repository}@{ref}")
+                self._checkout(state.workspace, path, ref, tree)
+                job.foreign_checkouts.append((path, repository, ref))
+                return StepResult(name, step.get("id"), "success", 0)
+            self._checkout(state.workspace, path, ref)
+            job.checkouts.append((path, ref))
             return StepResult(name, step.get("id"), "success", 0)
         if action == "actions/setup-python":
             return StepResult(name, step.get("id"), "success", 0)
@@ -891,8 +924,9 @@ class WorkflowRunner:
                                        timeout, action_path)
         raise WorkflowError(f"step {name!r}: action {uses!r} cannot run here")
 
-    def _checkout(self, workspace: Path, relative: str, ref: str) -> None:
-        source = self.trees.get(ref, self.workspace)
+    def _checkout(self, workspace: Path, relative: str, ref: str,
+                  source: Path | None = None) -> None:
+        source = source or self.trees.get(ref, self.workspace)
         target = (workspace / relative).resolve()
         if workspace.resolve() not in (target, *target.parents):
             raise WorkflowError(f"checkout path {relative!r} leaves the workspace")
@@ -966,6 +1000,11 @@ class WorkflowRunner:
         outputs = {out: inner.substitute((meta or {}).get("value", ""))
                    for out, meta in (action.get("outputs") or {}).items()}
         return StepResult(name, step.get("id"), outcome, exit_code, outputs)
+
+
+def ref_sha(repository: str, ref: str) -> str:
+    """The commit SHA the runner gives another repository's ref (a stand-in, stable)."""
+    return hashlib.sha1(f"{repository}@{ref}".encode()).hexdigest()
 
 
 def _triggers(doc: Mapping[str, Any]) -> dict[str, Any]:
