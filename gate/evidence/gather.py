@@ -122,7 +122,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
             "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None,
-            "warnings": own_rows_warning(rows)}
+            "warnings": scoring.warning(cand.side) + own_rows_warning(rows)}
         verified: dict[str, Any] = {"candidate_verified": cand.side.verified,
                                     "candidate_flavor": cand.side.flavor}
         if champion is None:
@@ -148,7 +148,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
                         champion_verified=champ.side.verified, slices=slices)
-    common["warnings"] += leakage_warnings(config, candidate, paired)
+    common["warnings"] = scoring.warning(cand.side, champ.side) + \
+        own_rows_warning(rows) + leakage_warnings(config, candidate, paired)
     return Gathered(evidence, tuple(notes), **common, champion=champ.side)
 
 
