@@ -354,7 +354,8 @@ def log_regressor(store: MemoryStore, estimator: Any, train: tuple[Any, Any],
     (model_dir / "MLmodel").write_text(yaml.safe_dump({
         "flavors": {"sklearn": {"serialization_format": "skops",
                                 "pickled_model": "model.skops"},
-                    "python_function": {"loader_module": "mlflow.sklearn"}},
+                    "python_function": {"loader_module": "mlflow.sklearn",
+                                        "model_path": "model.skops"}},
         "signature": {"inputs": json.dumps(columns)}}))
 
     y = np.asarray(y_eval, dtype=float)

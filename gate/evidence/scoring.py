@@ -146,8 +146,13 @@ def unsandboxed(model: Model | None) -> str | None:
 def warning(*sides: Side | None) -> tuple[str, ...]:
     """The report's first line when a model could not be scored for want of a sandbox."""
     whys = {side.unsandboxed for side in sides if side is not None and side.unsandboxed}
-    return tuple(f"no sandbox could be made here ({why}): predictions unverified"
+    # the report keeps 200 characters of a first line: the end must survive the cut
+    return tuple(f"no sandbox could be made here ({_cut(why, 140)}): predictions unverified"
                  for why in sorted(whys))
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
@@ -166,11 +171,11 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
             outputs, method = _score(model, rows, task, who)
             # the run chose those values: a column equal to the label scores perfectly
             return Predicted(outputs, Side(
-                role, flavor, False, f"computed by the gate ({method}) on columns only the "
+                role, flavor, False, f"computed by the gate, {method}, on columns only the "
                 f"run supplied ({', '.join(added)[:120]}): not verified; pin [eval] data "
                 "that has them to verify", digest=digest))
         outputs, method = _score(model, chosen, task, who)
-        return Predicted(outputs, Side(role, flavor, True, f"computed by the gate ({method})",
+        return Predicted(outputs, Side(role, flavor, True, f"computed by the gate, {method}",
                                        digest=digest))
     why = (f"no sandbox could be made here: {no_sandbox}" if no_sandbox else model.why_not) \
         if model else "no logged model"
