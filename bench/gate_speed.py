@@ -119,8 +119,10 @@ def gate_check(model: Model, out_dir: Path, *extra: str, run_id: str = "",
 
 def write_config(work: Path, name: str) -> Path:
     config = work / f"{name}.toml"
+    # the pinned eval set is named relative to gate.toml: from elsewhere, by its path
     config.write_text((ROOT / "gate.toml").read_text().replace(
-        'name = "diabetes-regressor"', f'name = "{name}"'))
+        'name = "diabetes-regressor"', f'name = "{name}"').replace(
+        'data = "data/', f'data = "{ROOT}/data/'))
     return config
 
 
