@@ -229,7 +229,7 @@ def test_a_legacy_champions_evaluation_is_read_once(store: MemoryStore,
     assert len(manifest_reads) == 1
     assert gathered.evidence.paired and gathered.champion is not None
     assert gathered.champion.how.startswith("logged by the run, unverified (no "
-                                            "python_function block: serving cannot load")
+                                            "python_function loader: serving cannot load")
     assert gathered.rows is not None and gathered.rows.source.endswith("(unchecked)")
 
 

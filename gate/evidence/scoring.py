@@ -107,8 +107,9 @@ def _model_in(config: Config, files: binding.Files, label: str) -> Model | None:
     mlmodel = modelfile.read_mlmodel(dest, label)
     info = modelfile.describe(mlmodel, label)
     served.check(mlmodel, label)
-    if served.PYFUNC not in mlmodel["flavors"]:
-        return Model(info, None, files.digest, "no python_function block: serving cannot "
+    pyfunc = mlmodel["flavors"].get(served.PYFUNC)
+    if pyfunc is None or not pyfunc.get("loader_module"):
+        return Model(info, None, files.digest, "no python_function loader: serving cannot "
                      "load it either", label)
     return Model(info, dest, files.digest, label=label)
 
@@ -171,9 +172,9 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
             outputs, method = _score(model, rows, task, who)
             # the run chose those values: a column equal to the label scores perfectly
             return Predicted(outputs, Side(
-                role, flavor, False, f"computed by the gate, {method}, on columns only the "
-                f"run supplied ({', '.join(added)[:120]}): not verified; pin [eval] data "
-                "that has them to verify", digest=digest))
+                role, flavor, False, "computed on columns only the run supplied "
+                f"({', '.join(added)[:120]}): not verified; pin [eval] data that has them "
+                f"to verify ({method})", digest=digest))
         outputs, method = _score(model, chosen, task, who)
         return Predicted(outputs, Side(role, flavor, True, f"computed by the gate, {method}",
                                        digest=digest))
