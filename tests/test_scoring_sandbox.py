@@ -44,6 +44,13 @@ def data() -> dict[str, Any]:
             "eval": (features[evaluation], frame.target[evaluation])}
 
 
+@pytest.fixture(autouse=True)
+def experiment_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """set_experiment exports MLFLOW_EXPERIMENT_ID: put back after each test."""
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_ID")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def by_value() -> Iterator[None]:
     cloudpickle.register_pickle_by_value(sandbox_models)
@@ -59,7 +66,10 @@ def log_run(data: dict[str, Any], predictions: Any, log_model: Callable[[], Any]
     """A run as a trainer logs it: its evaluation (the predictions it claims) and its
     model; returns the run id."""
     x, y = data["eval"]
-    with mlflow.start_run() as run:
+    # this test's store and experiment: MLflow keeps the last ones in the process
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.set_experiment("model-gate").experiment_id
+    with mlflow.start_run(experiment_id=experiment) as run:
         log_evaluation(y.to_numpy(), np.asarray(predictions, dtype=float), features=x,
                        row_ids=x.index.to_numpy(), target="target",
                        task=contract.REGRESSION)
