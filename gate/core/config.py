@@ -64,8 +64,7 @@ class CompareConfig:
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
-    # predictions the gate could not compute block; None: only when promoting
-    require_verified: bool | None = None
+    require_verified: bool = False   # predictions the gate could not compute block
 
 
 @dataclass(frozen=True)
