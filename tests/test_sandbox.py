@@ -263,14 +263,17 @@ def test_the_shipped_workflows_let_bwrap_alone_make_namespaces() -> None:
     profile = (ROOT / PROFILE).read_text()
     assert "profile bwrap /usr/bin/bwrap flags=(unconfined) {" in profile
     assert "\n  userns,\n" in profile and "abi <abi/4.0>," in profile
-    for name, job in (("model-gate.yml", "gate"), ("model-gate-manual.yml", "registry")):
+    # the reusable workflow reads the profile from the gate's own checkout (.model-gate/),
+    # never from the caller's tree; the manual workflow runs in this repository
+    for name, job, where in (("model-gate.yml", "gate", ".model-gate/"),
+                             ("model-gate-manual.yml", "registry", "")):
         steps = yaml.safe_load((ROOT / ".github" / "workflows" / name).read_text()
                                )["jobs"][job]["steps"]
         names = [step.get("name") for step in steps]
         setup = steps[names.index("Model sandbox")]
         assert names.index("Model sandbox") < names.index("Gate"), name
         assert "apparmor_restrict_unprivileged_userns" in setup["run"]
-        assert f"install -m 0644 {PROFILE} /etc/apparmor.d/bwrap" in setup["run"]
+        assert f"install -m 0644 {where}{PROFILE} /etc/apparmor.d/bwrap" in setup["run"]
         assert "apparmor_parser -r /etc/apparmor.d/bwrap" in setup["run"]
         assert "sysctl" not in setup["run"]         # the narrower fix, never the global one
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 
 from gate.errors import echo
-from gate.sandbox import child
+import gate.sandbox.child as child
 from gate.sandbox.limits import MB, Limits
 from gate.sandbox.process import Finished
 

@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from gate.errors import InputError
-from gate.sandbox import failures, jail, process, wire
+import gate.sandbox.failures as failures
+import gate.sandbox.jail as jail
+import gate.sandbox.process as process
+import gate.sandbox.wire as wire
 from gate.sandbox.limits import Limits, preexec
 from gate.sandbox.probe import SandboxUnavailable, probe
 

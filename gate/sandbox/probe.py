@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 from gate.errors import GateError
-from gate.sandbox import jail
+import gate.sandbox.jail as jail
 
 APPARMOR_USERNS = Path("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
 PROFILE = ".github/apparmor/bwrap"
