@@ -9,6 +9,7 @@ root=$PWD
 py=$root/.venv/bin/python
 rm -rf .demo && mkdir -p .demo && cd .demo || exit 2
 cp "$root/gate.toml" gate.toml
+cp -r "$root/data" data       # the pinned eval set gate.toml names
 unset MLFLOW_TRACKING_URI GITHUB_ACTIONS GITHUB_STEP_SUMMARY GITHUB_OUTPUT
 export PYTHONPATH=$root
 
