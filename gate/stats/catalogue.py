@@ -4,7 +4,8 @@ whether it scores classes and needs their probabilities, and how it is computed.
 
 Adding a metric is one `Metric` entry below, or `register(Metric(...))` from outside
 (a plugin, a test), plus its function when it is new math: a `regression.RowSums` for
-numeric predictions, a `classmetrics` builder for class labels or probabilities.
+numeric predictions, a `classmetrics` (or `rankparts`) builder for class labels or
+probabilities.
 Config validation asks this module for directions; the engine asks it for the
 implementation. Imports NumPy (through the implementations), never the engine.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gate.stats import classmetrics
+from gate.stats import rankparts
 from gate.stats import regression as rg
 from gate.stats.specs import AVERAGES, DIRECTIONS, ClassScores, MetricSpec
 
@@ -79,10 +81,10 @@ _ENTRIES = (
     Metric("log_loss", "lower", builder=classmetrics.log_loss, needs_proba=True),
     Metric("brier", "lower", ("brier_score_loss",), builder=classmetrics.brier,
            needs_proba=True),
-    Metric("roc_auc", "higher", ("roc_auc_score",), builder=classmetrics.ranked,
+    Metric("roc_auc", "higher", ("roc_auc_score",), builder=rankparts.ranked,
            needs_proba=True, undefined="a class has no rows, or only one class occurs"),
     Metric("average_precision", "higher", ("average_precision_score",),
-           builder=classmetrics.ranked, needs_proba=True,
+           builder=rankparts.ranked, needs_proba=True,
            undefined="a class has no rows, or only one class occurs"),
 )
 _CATALOGUE: dict[str, Metric] = {}

@@ -3,11 +3,12 @@
 Label metrics (accuracy, balanced accuracy, precision, recall, f1) and the per-row
 losses (log loss, Brier) are weighted sums of per-row indicator or loss columns, so
 they ride the bootstrap's one matrix product; ROC AUC and average precision rank the
-rows (gate.rankmetrics). Every value equals scikit-learn's, with `sample_weight` for
-a resample: a class counts in a model's macro average when it occurs in y_true or in
-that model's predictions over the whole eval set, as sklearn's label set does.
+rows (gate.stats.rankparts, on the `Task` and `Model` here). Every value equals
+scikit-learn's, with `sample_weight` for a resample: a class counts in a model's macro
+average when it occurs in y_true or in that model's predictions over the whole eval
+set, as sklearn's label set does.
 
-The public builders (`accuracy`, `per_class`, `ranked`...) are what the catalogue
+The public builders (`accuracy`, `per_class`, ...) are what the catalogue
 (gate.stats.catalogue) names for each classification metric.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from gate.errors import InputError
-from gate.stats.parts import Part, RankPart, SumPart
+from gate.stats.parts import Part, SumPart
 from gate.stats.specs import AVERAGES, ClassScores, MetricSpec
 
 Array = np.ndarray
@@ -113,7 +114,7 @@ def _labels(values: Any, what: str) -> Array:
     return array
 
 
-def _show(label: Any) -> str:
+def show(label: Any) -> str:
     # labels of int and float arrays meet as floats (1 and 1.0 agree); show 1 as 1
     if isinstance(label, float) and label.is_integer():
         return str(int(label))
@@ -155,7 +156,7 @@ def _task(spec: MetricSpec, y: Array, classes: Array) -> Task:
         text = wanted.dtype.kind == "U"
         if text != (classes.dtype.kind == "U") or wanted[0] not in classes:
             raise InputError(f"{spec.name}: pos_label {spec.pos_label!r} is not one of the "
-                             f"classes ({', '.join(map(_show, classes))})")
+                             f"classes ({', '.join(map(show, classes))})")
         pos = int(np.searchsorted(classes, wanted[0]))
     return Task(y, classes, average, pos)
 
@@ -179,11 +180,11 @@ def _model(y: Array, classes: Array, pred: Array, scores: ClassScores,
     missing = column[y] < 0
     if missing.any():
         raise InputError(f"y_true has {int(missing.sum())} row(s) of a class the {what} "
-                         f"has no probability for ({_show(classes[y[missing][0]])})")
+                         f"has no probability for ({show(classes[y[missing][0]])})")
     return Model(what, pred, proba, column, len(declared))
 
 
-def _need_proba(model: Model, name: str) -> Array:
+def need_proba(model: Model, name: str) -> Array:
     if model.proba is None:
         raise InputError(f"{name} needs class probabilities; the {model.what} has none")
     return model.proba
@@ -259,14 +260,14 @@ def per_class(task: Task, model: Model, name: str) -> Part:
 
 
 def log_loss(task: Task, model: Model, name: str) -> Part:
-    proba = _need_proba(model, name)
+    proba = need_proba(model, name)
     # sklearn clips to [eps, 1 - eps] so a confident miss costs a large, finite loss
     return _mean_part(lambda rows: -np.log(np.clip(
         proba[rows][np.arange(len(task.y[rows])), model.column[task.y[rows]]], _EPS, 1 - _EPS)))
 
 
 def brier(task: Task, model: Model, name: str) -> Part:
-    proba = _need_proba(model, name)
+    proba = need_proba(model, name)
     scale = 0.5 if model.width < 3 else 1.0     # sklearn's scale_by_half="auto"
 
     def column(rows: slice) -> Array:
@@ -274,57 +275,3 @@ def brier(task: Task, model: Model, name: str) -> Part:
         return scale * ((truth - proba[rows]) ** 2).sum(axis=1)
 
     return _mean_part(column)
-
-
-def ranked(task: Task, model: Model, name: str) -> Part:
-    # here, not at import: config validation loads this module through the catalogue
-    from gate.stats import rankmetrics
-
-    proba = _need_proba(model, name)
-    k = len(task.classes)
-    if k <= 2:
-        if not model.known[task.pos]:
-            raise InputError(f"{name}: the {model.what} has no probability for the "
-                             f"positive class {_show(task.classes[task.pos])}")
-        classes = [task.pos]
-    else:
-        classes = [int(c) for c in np.flatnonzero(model.known)]
-    value, influence = (rankmetrics.auc, rankmetrics.auc_influence) if name == "roc_auc" \
-        else (rankmetrics.average_precision, rankmetrics.average_precision_influence)
-    weighted = task.average == "weighted" and len(classes) > 1
-    kept: list[rankmetrics.Ranking] = []
-
-    def ranking(c: int) -> rankmetrics.Ranking:
-        return rankmetrics.ranking(proba[:, model.column[c]], task.y == c)
-
-    def values(weights: Array) -> Array:
-        # sorted on the first block of resamples, reused by every later one
-        if not kept:
-            kept.extend(ranking(c) for c in classes)
-        each = np.column_stack([value(r, weights) for r in kept])
-        if not weighted:
-            return each.mean(axis=1)
-        support = np.column_stack([weights @ (task.y == c) for c in classes])
-        return (each * support).sum(axis=1) / support.sum(axis=1)
-
-    def influences() -> tuple[float, Array]:
-        # one class's sort at a time: the linearised path asks once, on the largest sets
-        total, overall = np.zeros(len(task.y)), 0.0
-        supports = [float(np.count_nonzero(task.y == c)) for c in classes]
-        for c, support in zip(classes, supports):
-            v, g = influence(ranking(c))
-            if weighted:
-                # a weight is a class's support, which moves with its rows' weights too
-                g *= support
-                g += v * (task.y == c)
-                v *= support
-            total += g
-            overall += v
-        if not weighted:
-            return overall / len(classes), total / len(classes)
-        mass = sum(supports)
-        value_ = overall / mass
-        total -= value_ * np.isin(task.y, classes)
-        return value_, total / mass
-
-    return RankPart(values, influences)

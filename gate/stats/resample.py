@@ -216,8 +216,14 @@ def linearised_se(champion: Part, candidate: Part, n: int) -> tuple[float, float
     if isinstance(champion, SumPart) and isinstance(candidate, SumPart):
         return _sum_se(champion, candidate, n)
     assert not isinstance(champion, SumPart) and not isinstance(candidate, SumPart)
-    champion_value, d = champion.influence()
-    candidate_value, influence = candidate.influence()
+    return influence_se(champion.influence(), candidate.influence())
+
+
+def influence_se(champion: tuple[float, Array],
+                 candidate: tuple[float, Array]) -> tuple[float, float, float]:
+    """linearised_se from each model's (value, influence of each row); overwrites the
+    champion's influences."""
+    (champion_value, d), (candidate_value, influence) = champion, candidate
     np.subtract(influence, d, out=d)
     del influence
     d -= d.mean()

@@ -1,4 +1,4 @@
-"""The linearised interval of a sum metric on every slice of one column at once.
+"""The linearised interval of a metric on every slice of one column at once.
 
 Above ANALYTIC_ROWS the aggregate's interval is the infinitesimal jackknife
 (gate.stats.resample.linearised_se); a slice's is the same on its rows. For a metric of
@@ -8,6 +8,8 @@ its slice's gradient, and per-slice sums of squares by bincount again, with no l
 over slices in Python: fifty slices of a million rows cost about what the aggregate
 does. Values equal the engine's on each slice's rows up to rounding (r2's columns
 are centred on the whole set's mean, which its total sum of squares does not see).
+A rank metric's per-row influences come from its part (RankPart.sliced, from the
+sorts of all rows) with values exactly the engine's; only its se is summed here.
 """
 from __future__ import annotations
 
@@ -47,15 +49,34 @@ def grouped(job: Any, codes: Array, sizes: Array, confidence: float,
                 influence += np.take(sign * gradient[:, k], codes) * columns[:, k]
             influence -= np.take(sign * (gradient * means).sum(axis=1), codes)
     se = np.sqrt(np.bincount(codes, weights=influence * influence, minlength=len(sizes)))
+    return _stats(job.direction, values[0], values[1], se, sizes, confidence, power)
+
+
+def ranked(job: Any, codes: Array, sizes: Array, champion: tuple[Array, Array],
+           candidate: tuple[Array, Array], confidence: float,
+           power: float) -> list[PairedStat | None]:
+    """grouped() for a rank metric, from each model's per-slice values and each row's
+    influence on its own slice's value (RankPart.sliced): the engine's interval on
+    each slice's rows, its se summed per slice by bincount instead of slice by slice."""
+    (champ_values, d), (cand_values, influence) = champion, candidate
+    d = influence - d
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d -= np.take(np.bincount(codes, weights=d, minlength=len(sizes)) / sizes, codes)
+    se = np.sqrt(np.bincount(codes, weights=d * d, minlength=len(sizes)))
+    return _stats(job.direction, champ_values, cand_values, se, sizes, confidence, power)
+
+
+def _stats(direction: str, champion: Array, candidate: Array, se: Array, sizes: Array,
+           confidence: float, power: float) -> list[PairedStat | None]:
     z = NormalDist().inv_cdf
     half = z(1 - (1 - confidence) / 2)
     out: list[PairedStat | None] = []
     for k, rows in enumerate(sizes.tolist()):
-        champ, cand, spread = float(values[0][k]), float(values[1][k]), float(se[k])
+        champ, cand, spread = float(champion[k]), float(candidate[k]), float(se[k])
         if rows < MIN_ROWS or not all(np.isfinite((champ, cand, spread))):
             out.append(None)
             continue
-        worse = worsening(job.direction, champ, cand)
+        worse = worsening(direction, champ, cand)
         out.append(PairedStat(champion=champ, candidate=cand, worsening=worse,
                               low=worse - half * spread, high=worse + half * spread,
                               mde=(half + z(power)) * spread, rows=rows, se=spread))

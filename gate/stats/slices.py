@@ -27,7 +27,7 @@ from gate.stats import resample
 from gate.stats import slicelinear
 from gate.stats.catalogue import ClassScores, MetricSpec
 from gate.stats.paired import PairedStat, SliceStat
-from gate.stats.parts import Part, SumPart
+from gate.stats.parts import Part, RankPart, SumPart
 from gate.stats.regression import MIN_ROWS
 
 Array = np.ndarray
@@ -69,9 +69,8 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
     encoded: list[classmetrics.Encoded] = []
     jobs = [engine._job(spec, y_true, champion, candidate, encoded) for spec in specs]
     if n > analytic_rows:       # the engine's own linearised aggregate, on the same jobs
-        whole = {job.name: engine._linearised(job, n, confidence) for job in jobs}
-        return whole, tuple(stat for column in columns for stat in _linearised_column(
-            specs, jobs, y_true, champion, candidate, column, confidence))
+        return _linearised_all(specs, jobs, y_true, champion, candidate, columns, n,
+                               confidence)
     groups, sliced = [], []
     for column in columns:
         slices = _slices(specs, y_true, champion, candidate, column)
@@ -94,20 +93,48 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
     return whole, tuple(stats)
 
 
+def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: Any,
+                    champion: Any, candidate: Any, columns: Sequence[SliceColumn], n: int,
+                    confidence: float) -> tuple[dict[str, PairedStat], tuple[SliceStat, ...]]:
+    """The aggregate and every slice of `columns` linearised. A rank metric whose parts
+    score slices from the sorts of all rows (RankPart.sliced) gets its aggregate and
+    every column from one sort per class and model, equal to the engine's."""
+    cuts = [(_codes(column, n), len(column.labels)) for column in columns]
+    shared = {job.name: (job.champion.sliced(cuts), job.candidate.sliced(cuts))
+              for job in jobs if isinstance(job.champion, RankPart) and
+              isinstance(job.candidate, RankPart) and job.champion.sliced is not None and
+              job.candidate.sliced is not None}
+    whole = {job.name: engine._normal(job, n, confidence, *resample.influence_se(
+                 shared[job.name][0][0], shared[job.name][1][0]))
+             if job.name in shared else engine._linearised(job, n, confidence)
+             for job in jobs}
+    stats = []
+    for i, (column, (codes, _)) in enumerate(zip(columns, cuts)):
+        sizes = np.bincount(codes, minlength=len(column.labels))
+        ready = {job.name: slicelinear.ranked(job, codes, sizes, shared[job.name][0][1][i],
+                                              shared[job.name][1][1][i], confidence,
+                                              engine.POWER)
+                 for job in jobs if job.name in shared}
+        stats += _linearised_column(specs, jobs, y_true, champion, candidate, column,
+                                    sizes, ready, confidence)
+    return whole, tuple(stats)
+
+
 def _linearised_column(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: Any,
-                       champion: Any, candidate: Any, column: SliceColumn,
+                       champion: Any, candidate: Any, column: SliceColumn, sizes: Array,
+                       ready: dict[str, list[PairedStat | None]],
                        confidence: float) -> list[SliceStat]:
     """Every slice of `column` linearised: sum metrics for all slices at once
-    (gate.stats.slicelinear, on the aggregate's `jobs`), rank metrics slice by slice
-    on their rows."""
+    (gate.stats.slicelinear, on the aggregate's `jobs`), the `ready` ones as given,
+    the rest slice by slice on their rows."""
     codes = np.asarray(column.codes)
-    sizes = np.bincount(codes, minlength=len(column.labels))
     summed = {job.name: slicelinear.grouped(job, codes, sizes, confidence, engine.POWER)
               for job in jobs if isinstance(job.champion, SumPart) and
               isinstance(job.candidate, SumPart)}
-    ranked = [spec for spec in specs if spec.name not in summed]
+    summed.update(ready)
+    alone_specs = [spec for spec in specs if spec.name not in summed]
     out = []
-    for s in _slices(ranked, y_true, champion, candidate, column):
+    for s in _slices(alone_specs, y_true, champion, candidate, column):
         alone = {job.name: _linearised(job, len(s.rows), confidence) for job in s.jobs}
         paired = {spec.name: summed[spec.name][s.code] if spec.name in summed
                   else alone.get(spec.name) for spec in specs}
@@ -115,13 +142,18 @@ def _linearised_column(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true:
     return out
 
 
+def _codes(column: SliceColumn, n: int) -> Array:
+    codes = np.asarray(column.codes)
+    if codes.shape != (n,):
+        raise InputError(f"slice column {column.column!r} has {codes.shape[0]} values for "
+                         f"{n} eval rows")
+    return codes
+
+
 def _slices(specs: Sequence[MetricSpec], y_true: Any, champion: Any, candidate: Any,
             column: SliceColumn) -> list[_Slice]:
     """The column's slices that have rows, with the metrics defined on each."""
-    codes = np.asarray(column.codes)
-    if codes.shape != (engine._rows(y_true),):
-        raise InputError(f"slice column {column.column!r} has {codes.shape[0]} values for "
-                         f"{engine._rows(y_true)} eval rows")
+    codes = _codes(column, engine._rows(y_true))
     # small codes sort as int16: numpy's radix sort, several times faster on a million
     order = np.argsort(codes.astype(np.int16) if len(column.labels) < 2 ** 15 else codes,
                        kind="stable")
