@@ -28,51 +28,67 @@ def auc_influence(r: Ranking, codes: Array, slices: int) -> tuple[Array, Array]:
     n = len(r.order)
     small = codes.astype(np.int16) if slices < 2 ** 15 else codes
     by_slice = np.argsort(small[r.order], kind="stable")   # ranked positions, slice by slice
+    del small
     if n < 2 ** 31:
         by_slice = by_slice.astype(np.int32)
     sizes = np.bincount(codes, minlength=slices)
     positive = r.positive[by_slice]
     if len(r.starts) == n:      # no ties: every position is a run of its own
         new = None
-        owner = np.repeat(np.arange(slices), sizes)
+        runs = sizes
         pos = positive.astype(float)
         neg = 1.0 - pos
     else:
-        first = np.cumsum(sizes) - sizes        # where each slice's positions begin
         group = r.group[by_slice]
         new = np.empty(n, dtype=bool)
         new[:1] = True
         np.not_equal(group[1:], group[:-1], out=new[1:])
         del group
-        new[first[sizes > 0]] = True            # a run never crosses a slice border
+        first = (np.cumsum(sizes) - sizes)[sizes > 0]   # where each slice's positions begin
+        new[first] = True                               # a run never crosses a slice border
+        runs = np.zeros(slices, dtype=np.intp)
+        runs[sizes > 0] = np.add.reduceat(new, first, dtype=np.intp)
         starts = np.flatnonzero(new)
-        owner = np.repeat(np.arange(slices), sizes)[starts]
         pos = np.add.reduceat(positive, starts, dtype=float)
         neg = np.diff(np.r_[starts, n]).astype(float)
         neg -= pos
         del starts
-    n_pos: Array = np.bincount(owner, weights=pos, minlength=slices)
-    n_neg: Array = np.bincount(owner, weights=neg, minlength=slices)
+    # runs are laid out slice by slice: a slice's entry spreads over its runs by repeat,
+    # and a slice's sum is one segment of reduceat (no index of a slice per run)
+    full = runs > 0
+    begin = (np.cumsum(runs) - runs)[full]
+
+    def spread(per_slice: Array) -> Array:
+        return np.repeat(per_slice, runs)
+
+    def total(per_run: Array) -> Array:
+        out = np.zeros(slices)
+        out[full] = np.add.reduceat(per_run, begin)
+        return out
+
+    n_pos, n_neg = total(pos), total(neg)
     pairs = n_pos * n_neg
-    # within a slice: the cumulative count over all runs less the slices before it
-    above_pos = np.cumsum(pos)
-    above_pos -= np.take(np.cumsum(n_pos) - n_pos, owner)
-    above_neg = np.cumsum(neg)
-    above_neg -= np.take(np.cumsum(n_neg) - n_neg, owner)
-    # a negative row adds the positives ranked above it (ties half); a positive, the
-    # negatives below: the same whole numbers as rankmetrics.auc_influence's
-    above_pos -= 0.5 * pos
-    as_negative = above_pos
+    # a negative row adds the positives ranked above it within its slice (ties half); a
+    # positive, the negatives below: the same whole numbers as rankmetrics.auc_influence's
+    as_negative = np.cumsum(pos)
+    as_negative -= spread(np.cumsum(n_pos) - n_pos)     # less the slices before
+    pos *= 0.5
+    as_negative -= pos
+    del pos
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.bincount(owner, weights=neg * as_negative, minlength=slices) / pairs
-        as_negative /= np.take(pairs, owner)
-        as_negative -= np.take(value / n_neg, owner)
-        as_positive = np.take(n_neg, owner)
-        as_positive -= above_neg
-        as_positive += 0.5 * neg
-        as_positive /= np.take(pairs, owner)
-        as_positive -= np.take(value / n_pos, owner)
-    del above_neg, pos, neg, owner
+        value = total(neg * as_negative) / pairs
+        as_negative /= spread(pairs)
+        as_negative -= spread(value / n_neg)
+        below = np.cumsum(neg)
+        below -= spread(np.cumsum(n_neg) - n_neg)
+        as_positive = spread(n_neg)
+        as_positive -= below
+        del below
+        neg *= 0.5
+        as_positive += neg
+        del neg
+        as_positive /= spread(pairs)
+        as_positive -= spread(value / n_pos)
     if new is not None:     # ties: each position takes its run's values
         run = np.cumsum(new, dtype=by_slice.dtype)
         run -= 1

@@ -100,23 +100,29 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
     score slices from the sorts of all rows (RankPart.sliced) gets its aggregate and
     every column from one sort per class and model, equal to the engine's."""
     cuts = [(_codes(column, n), len(column.labels)) for column in columns]
-    shared = {job.name: (job.champion.sliced(cuts), job.candidate.sliced(cuts))
-              for job in jobs if isinstance(job.champion, RankPart) and
-              isinstance(job.candidate, RankPart) and job.champion.sliced is not None and
-              job.candidate.sliced is not None}
-    whole = {job.name: engine._normal(job, n, confidence, *resample.influence_se(
-                 shared[job.name][0][0], shared[job.name][1][0]))
-             if job.name in shared else engine._linearised(job, n, confidence)
-             for job in jobs}
+    sizes = [np.bincount(codes, minlength=slices) for codes, slices in cuts]
+    whole: dict[str, PairedStat] = {}
+    ready: list[dict[str, list[PairedStat | None]]] = [{} for _ in columns]
+    for job in jobs:
+        champ, cand = job.champion, job.candidate
+        if not (isinstance(champ, RankPart) and isinstance(cand, RankPart) and
+                champ.sliced is not None and cand.sliced is not None):
+            whole[job.name] = engine._linearised(job, n, confidence)
+            continue
+        # one model's influences at a time on top of the other's: each is (columns + 1)
+        # arrays of a float per row, dropped once this job's stats are made
+        (champ_whole, champ_cols), (cand_whole, cand_cols) = champ.sliced(cuts), \
+            cand.sliced(cuts)
+        whole[job.name] = engine._normal(job, n, confidence,
+                                         *resample.influence_se(champ_whole, cand_whole))
+        for i, (codes, _) in enumerate(cuts):
+            ready[i][job.name] = slicelinear.ranked(job, codes, sizes[i], champ_cols[i],
+                                                    cand_cols[i], confidence, engine.POWER)
+        del champ_whole, champ_cols, cand_whole, cand_cols
     stats = []
-    for i, (column, (codes, _)) in enumerate(zip(columns, cuts)):
-        sizes = np.bincount(codes, minlength=len(column.labels))
-        ready = {job.name: slicelinear.ranked(job, codes, sizes, shared[job.name][0][1][i],
-                                              shared[job.name][1][1][i], confidence,
-                                              engine.POWER)
-                 for job in jobs if job.name in shared}
-        stats += _linearised_column(specs, jobs, y_true, champion, candidate, column,
-                                    sizes, ready, confidence)
+    for column, size, done in zip(columns, sizes, ready):
+        stats += _linearised_column(specs, jobs, y_true, champion, candidate, column, size,
+                                    done, confidence)
     return whole, tuple(stats)
 
 
