@@ -202,11 +202,12 @@ def _summary(job: _Job, n: int, draws: Array, confidence: float,
 
 
 def _linearised(job: _Job, n: int, confidence: float) -> PairedStat:
-    return _normal(job, n, confidence, *resample.linearised_se(job.champion, job.candidate, n))
+    return _linearised_stat(job, n, confidence,
+                            *resample.linearised_se(job.champion, job.candidate, n))
 
 
-def _normal(job: _Job, n: int, confidence: float, champion: float, candidate: float,
-            se: float) -> PairedStat:
+def _linearised_stat(job: _Job, n: int, confidence: float, champion: float,
+                     candidate: float, se: float) -> PairedStat:
     """The linearised PairedStat from both values and the se of their difference."""
     champion, candidate = _finite(job, champion), _finite(job, candidate)
     worse = worsening(job.direction, champion, candidate)

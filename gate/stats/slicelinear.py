@@ -57,9 +57,10 @@ def ranked(job: Any, codes: Array, sizes: Array, champion: tuple[Array, Array],
            power: float) -> list[PairedStat | None]:
     """grouped() for a rank metric, from each model's per-slice values and each row's
     influence on its own slice's value (RankPart.sliced): the engine's interval on
-    each slice's rows, its se summed per slice by bincount instead of slice by slice."""
+    each slice's rows, its se summed per slice by bincount instead of slice by slice.
+    Overwrites the champion's influences."""
     (champ_values, d), (cand_values, influence) = champion, candidate
-    d = influence - d
+    np.subtract(influence, d, out=d)
     with np.errstate(divide="ignore", invalid="ignore"):
         d -= np.take(np.bincount(codes, weights=d, minlength=len(sizes)) / sizes, codes)
     se = np.sqrt(np.bincount(codes, weights=d * d, minlength=len(sizes)))

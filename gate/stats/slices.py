@@ -5,7 +5,9 @@ those rows, with the bootstrap's weights restricted to them: each resample's cou
 the slice's rows, so every slice and the aggregate are scored on one draw of counts
 (gate.stats.resample.bootstrap_grouped: per column of slices, one gather of the counts
 and one product per slice of its rows' columns, as much arithmetic as the aggregate).
-Above the engine's ANALYTIC_ROWS the aggregate is linearised, and so is every slice.
+Above the engine's ANALYTIC_ROWS the aggregate is linearised, and so is every slice:
+sum metrics for all slices of a column in a few passes (gate.stats.slicelinear), ROC
+AUC from the aggregate's own sort of the scores (gate.stats.rankslices).
 
 A slice's point values are exactly the engine's on its rows alone; only the resamples
 differ (restricted, not drawn afresh), so its interval agrees up to bootstrap noise.
@@ -113,8 +115,8 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
         # arrays of a float per row, dropped once this job's stats are made
         (champ_whole, champ_cols), (cand_whole, cand_cols) = champ.sliced(cuts), \
             cand.sliced(cuts)
-        whole[job.name] = engine._normal(job, n, confidence,
-                                         *resample.influence_se(champ_whole, cand_whole))
+        whole[job.name] = engine._linearised_stat(
+            job, n, confidence, *resample.influence_se(champ_whole, cand_whole))
         for i, (codes, _) in enumerate(cuts):
             ready[i][job.name] = slicelinear.ranked(job, codes, sizes[i], champ_cols[i],
                                                     cand_cols[i], confidence, engine.POWER)
