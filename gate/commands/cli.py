@@ -15,6 +15,7 @@ from typing import Any, TYPE_CHECKING, Sequence
 from gate import contract
 from gate.commands import errors, naming
 from gate.core import config as config_mod
+from gate.core.domain import logged_model_of
 from gate.delivery import deliver, verdict_json
 from gate.delivery.outputs import Message, plain, step_outputs
 from gate import github
@@ -90,17 +91,19 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, new_model: bool = False) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="gate.toml path")
         p.add_argument("--model-name", help="registered model name; overrides [model] name "
                        "of --config (needed only when the config names none)")
+        if new_model:
+            p.add_argument("--new-model", action="store_true", help=naming.NEW_MODEL_HELP)
 
     check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
     judged = check.add_mutually_exclusive_group(required=True)
     judged.add_argument("--run-id", metavar="RUN_ID",
                         help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
     judged.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
-    common(check)
+    common(check, new_model=True)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
     check.add_argument("--against", metavar="RUN_ID|vN",
                        help="compare with this run or version instead of Production "
@@ -110,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs(check)
 
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
-    common(promote)
+    common(promote, new_model=True)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
-    which.add_argument("--version")
+    which.add_argument("--version", metavar="N", help="a registered version of the model: "
+                       "its run, or the logged model it was registered from")
     which.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     promote.add_argument("--force", action="store_true", help="override a failed gate")
     promote.add_argument("--reason", help="why (required with --force; recorded)")
@@ -260,8 +264,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                          "--model-name")
     registry = _store()
     args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
+    warnings: tuple[str, ...] = ()
     if args.command in ("check", "promote"):
-        naming.known_model(registry, cfg.model.name, configured)
+        # a name that would be registered: check --promote, promote a run or a model
+        creates = args.promote if args.command == "check" else args.version is None
+        said = naming.known_model(registry, cfg.model.name, configured, creates=creates,
+                                  new_model=args.new_model)
+        warnings = (said,) if said else ()
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -270,9 +279,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                              "promotes: drop --promote")
         return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
                         targets=_targets(args), against=args.against,
-                        model_id=_model_id(args.model_id)).exit_code
+                        model_id=_model_id(args.model_id), warnings=warnings).exit_code
     if args.command == "promote":
-        return _promote(args, registry, cfg)
+        return _promote(args, registry, cfg, warnings)
     from gate.commands import history
 
     if args.command == "rollback":
@@ -296,19 +305,35 @@ def _store() -> Store:
     return Registry(uri, note=note)
 
 
-def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
+def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config,
+             warnings: tuple[str, ...]) -> int:
     from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
     if args.force and not reason:
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
-    model_id = _model_id(args.model_id)
-    run_id = args.run_id or ("" if model_id else
-                             registry.version(cfg.model.name, args.version).run_id)
+    run_id, model_id = args.run_id or "", _model_id(args.model_id)
+    if args.version is not None:
+        run_id, model_id = _version_candidate(registry, cfg.model.name, args.version)
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
-                    override_hint=hint, model_id=model_id).exit_code
+                    override_hint=hint, model_id=model_id, warnings=warnings).exit_code
+
+
+def _version_candidate(registry: Store, name: str, version: str) -> tuple[str, str | None]:
+    """What `promote --version N` judges: the version's run, or (registered from an MLflow
+    3 logged model with no run, `models:/m-...`) that logged model, as --model-id would."""
+    info = registry.version(name, version)
+    if info.run_id:
+        return info.run_id, None
+    model_id = logged_model_of(info.source)
+    if model_id is None:
+        raise InputError(f"model {name!r} version {info.version} has no run and no logged "
+                         f"model (registered from {errors.error_line(info.source)[:200]!r}): "
+                         "nothing the gate can judge; promote a run (--run-id) or a logged "
+                         "model (--model-id)")
+    return "", model_id
 
 
 def _model_id(given: str | None) -> str | None:
