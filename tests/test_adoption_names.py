@@ -81,14 +81,17 @@ def test_promoting_a_new_name_is_refused_without_new_model(
     assert not any("not registered" in note for note in verdict["notes"])
 
 
-def test_promote_names_both_in_its_help() -> None:
+def test_new_model_and_the_other_options_have_help() -> None:
     from tests.test_adoption import _help
 
     for command in ("check", "promote"):
         text = " ".join(_help(command).split())
-        assert "--new-model" in text and "without this flag it is refused" in text
+        assert "--new-model" in text and "without this flag that is refused" in text
     for command in ("status", "rollback"):    # they register nothing
         assert "--new-model" not in _help(command)
+    # every option of these says what it is for
+    assert "write the table as JSON" in _help("status")
+    assert "recorded on the version rolled back" in _help("rollback")
 
 
 def test_the_config_s_own_name_or_none_is_a_first_model_as_before(

@@ -15,7 +15,6 @@ from typing import Any, TYPE_CHECKING, Sequence
 from gate import contract
 from gate.commands import errors, naming
 from gate.core import config as config_mod
-from gate.core.domain import logged_model_of
 from gate.delivery import deliver, verdict_json
 from gate.delivery.outputs import Message, plain, step_outputs
 from gate import github
@@ -98,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         if new_model:
             p.add_argument("--new-model", action="store_true", help=naming.NEW_MODEL_HELP)
 
-    check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
+    check = sub.add_parser("check", parents=[debug], help="compare a run (or logged model) with "
+                           "Production")
     judged = check.add_mutually_exclusive_group(required=True)
     judged.add_argument("--run-id", metavar="RUN_ID",
                         help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
@@ -126,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", parents=[debug],
                               help="move Production back to the previous one")
     common(rollback)
-    rollback.add_argument("--reason")
+    rollback.add_argument("--reason", help="why (recorded on the version rolled back)")
 
     status = sub.add_parser("status", parents=[debug], help="show the champion and its history")
     common(status)
-    status.add_argument("--json", metavar="PATH")
+    status.add_argument("--json", metavar="PATH", help="write the table as JSON")
 
     verify = sub.add_parser(
         "verify", parents=[debug],
@@ -147,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = sub.add_parser("prune", parents=[debug],
                            help="list (or --yes: delete) old CI runs that back no model version")
-    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="only CI runs that started more than DAYS days ago")
     prune.add_argument("--keep", type=int, default=0, metavar="N",
                        help="keep the N newest CI runs of each experiment (default 0)")
     prune.add_argument("--experiment", action="append", metavar="NAME",
@@ -168,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"the sealed experiment (default: {contract.HOLDOUT_EXPERIMENT})")
 
     skip = sub.add_parser("skip", parents=[debug], help="report that the gate did not run, and why")
-    skip.add_argument("--reason", required=True)
-    skip.add_argument("--model-name", default="model")
-    skip.add_argument("--summary", metavar="PATH")
+    skip.add_argument("--reason", required=True, help="why the gate did not run")
+    skip.add_argument("--model-name", default="model", help="the model the report names")
+    skip.add_argument("--summary", metavar="PATH", help="default: $GITHUB_STEP_SUMMARY")
     skip.add_argument("--next", help="what to do about it (default: how to run the gate)")
     skip.add_argument("--comment", action="store_true",
                       help="also post it as the PR comment (replaces an older verdict)")
@@ -314,26 +315,11 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config,
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
     run_id, model_id = args.run_id or "", _model_id(args.model_id)
     if args.version is not None:
-        run_id, model_id = _version_candidate(registry, cfg.model.name, args.version)
+        run_id, model_id = naming.version_candidate(registry, cfg.model.name, args.version)
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
                     override_hint=hint, model_id=model_id, warnings=warnings).exit_code
-
-
-def _version_candidate(registry: Store, name: str, version: str) -> tuple[str, str | None]:
-    """What `promote --version N` judges: the version's run, or (registered from an MLflow
-    3 logged model with no run, `models:/m-...`) that logged model, as --model-id would."""
-    info = registry.version(name, version)
-    if info.run_id:
-        return info.run_id, None
-    model_id = logged_model_of(info.source)
-    if model_id is None:
-        raise InputError(f"model {name!r} version {info.version} has no run and no logged "
-                         f"model (registered from {errors.error_line(info.source)[:200]!r}): "
-                         "nothing the gate can judge; promote a run (--run-id) or a logged "
-                         "model (--model-id)")
-    return "", model_id
 
 
 def _model_id(given: str | None) -> str | None:

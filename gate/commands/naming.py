@@ -1,8 +1,10 @@
-"""Which registered model a command means: the config's, a --model-name that is not a
-typo of it, or, said out loud, a model that does not exist yet."""
+"""Which model a command means: the config's, a --model-name that is not a typo of it,
+or, said out loud, a model that does not exist yet; and what a version of it holds."""
 from __future__ import annotations
 
+from gate.commands.errors import error_line
 from gate.core.config import Config
+from gate.core.domain import logged_model_of
 from gate.core.ports import Store
 from gate.errors import InputError
 
@@ -10,8 +12,8 @@ from gate.errors import InputError
 # for a typo ("diabets-regressor"); "test-diabetes-regressor" is a new model on purpose
 TYPO_EDITS = 2
 NEW_MODEL_HELP = ("a --model-name that the registry does not have and the config does not "
-                  "name is a new model on purpose: let --promote register it (without this "
-                  "flag it is refused, exit 2, as a likely mistake)")
+                  "name is a new model on purpose: register it when promoting (without this "
+                  "flag that is refused, exit 2, as a likely mistake)")
 
 
 def known_model(registry: Store, name: str, configured: Config, *, creates: bool = False,
@@ -47,3 +49,18 @@ def typo_of(given: str, expected: str) -> bool:
         for j, b in enumerate(expected, 1):
             prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (a != b))
     return row[-1] <= TYPO_EDITS
+
+
+def version_candidate(registry: Store, name: str, version: str) -> tuple[str, str | None]:
+    """What `promote --version N` judges: the version's run, or (registered from an MLflow
+    3 logged model with no run, `models:/m-...`) that logged model, as --model-id would."""
+    info = registry.version(name, version)
+    if info.run_id:
+        return info.run_id, None
+    model_id = logged_model_of(info.source)
+    if model_id is None:
+        raise InputError(f"model {name!r} version {info.version} has no run and no logged "
+                         f"model (registered from {error_line(info.source)[:200]!r}): "
+                         "nothing the gate can judge; promote a run (--run-id) or a logged "
+                         "model (--model-id)")
+    return "", model_id
