@@ -182,3 +182,50 @@ def test_promote_version_with_neither_run_nor_logged_model_is_one_line(
 def production() -> str | None:
     aliases = client().get_registered_model(MODEL).aliases
     return str(aliases["production"]) if "production" in aliases else None
+
+
+# -- the composite action: the model name from the config, --new-model ------------------
+
+def _action(tmp: Path, **inputs: str) -> tuple[int, str]:
+    """The action's own "Run the gate" script, as the runner runs it (bash -eo pipefail),
+    with the inputs given and the rest at their defaults."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    action = yaml.safe_load((ROOT / "action.yml").read_text())
+    step = next(s for s in action["runs"]["steps"] if s.get("name") == "Run the gate")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GITHUB_")}
+    for key, spec in action["inputs"].items():
+        given = inputs.get(key.replace("-", "_"), str(spec.get("default", "")))
+        env[f"GATE_{key.upper().replace('-', '_')}"] = given
+    output = tmp / "github_output"
+    env.update(GATE_ACTION_PATH=str(ROOT), GITHUB_OUTPUT=str(output),
+               PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    done = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c",
+                           step["run"]], env=env, text=True, capture_output=True,
+                          timeout=300)
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_the_action_takes_the_model_name_from_the_config(local_store: Path) -> None:
+    """promote and rollback through the action with no model-name: gate.toml's."""
+    first = train("--n-estimators", "30")
+    better = train("--n-estimators", "50", "--max-depth", "4")
+    assert _action(local_store, command="check", run_id=first, promote="true")[0] == 0
+    code, out = _action(local_store, command="promote", run_id=better)
+    assert code == 0 and production() == "2", out
+    code, out = _action(local_store, command="rollback", reason="latency")
+    assert code == 0 and production() == "1", out
+    code, out = _action(local_store, command="promote", version="2")
+    assert code == 0 and production() == "2", out
+
+    code, out = _action(local_store, command="check", run_id=better, model_name=NEW,
+                        promote="true")
+    assert code == 2 and REFUSED in out and registered() == [MODEL]
+    code, out = _action(local_store, command="check", run_id=better, model_name=NEW,
+                        promote="true", new_model="true")
+    assert code == 0 and registered() == [MODEL, NEW], out
