@@ -57,7 +57,7 @@ def pyfunc_runs(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) ->
 def check(config: Path, run_id: str, model: str, out: Path,
           *extra: str) -> tuple[int, dict[str, Any]]:
     code = main(["check", "--config", str(config), "--model-name", model,
-                 "--run-id", run_id, "--promote", "--json", str(out), *extra])
+                 "--run-id", run_id, "--promote", "--new-model", "--json", str(out), *extra])
     return code, read_verdict(out, IN_PROCESS)
 
 

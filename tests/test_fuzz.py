@@ -329,7 +329,8 @@ def test_fuzz_model_names(store: Store, capsys: pytest.CaptureFixture) -> None:
         (store.home / "gate.toml").write_bytes(base_toml().encode())
         before = len(client.search_model_versions(f"run_id = '{store.candidate_run}'"))
         # `--model-name=NAME`: a name may start with "-", which argparse reads as a flag
-        argv = ["check", "--run-id", store.candidate_run, f"--model-name={name}", "--promote"]
+        argv = ["check", "--run-id", store.candidate_run, f"--model-name={name}", "--promote",
+                "--new-model"]
         codes = [main(argv), main(["promote", f"--model-name={name}",
                                    "--run-id", store.candidate_run])]
         err = capsys.readouterr().err

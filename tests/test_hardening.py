@@ -246,7 +246,8 @@ NAMES = ["a'b", 'c"d', "e'f\"g", "h\\'i", "o'brien_%"]
 def _quoted_names_flow(capsys: pytest.CaptureFixture) -> None:
     run_id = train()
     for name in NAMES:
-        assert main(["check", "--run-id", run_id, "--model-name", name, "--promote"]) == 0
+        assert main(["check", "--run-id", run_id, "--model-name", name, "--promote",
+                     "--new-model"]) == 0
         # re-promoting the same run finds its version instead of creating a second one
         assert main(["promote", "--model-name", name, "--run-id", run_id]) == 0
         capsys.readouterr()
@@ -255,7 +256,8 @@ def _quoted_names_flow(capsys: pytest.CaptureFixture) -> None:
         assert status["champion_version"] == "1" and len(status["versions"]) == 1
         assert f"Model {name}: Production (@production) is v1" in capsys.readouterr().out
     # a LIKE search ('e_f_g') must not mix in a look-alike model's versions
-    assert main(["check", "--run-id", run_id, "--model-name", "eXfYg", "--promote"]) == 0
+    assert main(["check", "--run-id", run_id, "--model-name", "eXfYg", "--promote",
+                 "--new-model"]) == 0
     assert main(["status", "--model-name", "e'f\"g", "--json", "status.json"]) == 0
     assert len(json.loads(Path("status.json").read_text())["versions"]) == 1
 

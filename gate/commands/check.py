@@ -7,10 +7,11 @@ import json
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from gate import contract
 from gate.commands import errors
+from gate.commands.reportlines import model_lines, trust_lines
 from gate.delivery import deliver
 from gate.delivery.verdict_json import Facts, verdict_document
 from gate.evidence import binding
@@ -55,9 +56,10 @@ class Outcome:
 def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
              override_hint: str = "", against: str | None = None,
-             model_id: str | None = None) -> Outcome:
+             model_id: str | None = None, warnings: Sequence[str] = ()) -> Outcome:
     """Judge one run (or, with `model_id`, a logged model) against the champion (or the
-    `against` baseline, never promoted); promote when asked and allowed."""
+    `against` baseline, never promoted); promote when asked and allowed. `warnings`:
+    what the command line found wrong before, first in the report and in its notes."""
     deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.logged_model(model_id) if model_id else registry.run(run_id)
     missing: str | None = None
@@ -71,7 +73,7 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
     gathered = evidence.gather(registry, config, candidate, champion, missing)
     verdict = decide(config, gathered.evidence)
     forced = force_reason is not None and not verdict.passed
-    notes = [*early, *gathered.notes]
+    notes = [*warnings, *early, *gathered.notes]
     history = trend(registry, config, champion) if not against else []
 
     promoted, promote_error = None, None
@@ -91,7 +93,8 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
                   promote_requested=promote, promoted_version=promoted,
                   commit=_commit(candidate), notes=notes, eval_rows=gathered.eval_rows,
                   trend=history, config=config,
-                  override_hint=override_hint, trust_notes=trust_lines(gathered),
+                  override_hint=override_hint,
+                  trust_notes=[*(f"⚠️ {w}" for w in warnings), *trust_lines(gathered)],
                   models=model_lines(gathered, champion),
                   local=os.environ.get("GITHUB_ACTIONS") != "true")
     report = render(verdict, ctx)
@@ -123,35 +126,6 @@ def _error_message(verdict: Verdict, promote_error: InfraError | None) -> str | 
         first = verdict.errors[0]
         return f"{first.name}: {first.reason}"
     return None
-
-
-def trust_lines(gathered: evidence.Gathered) -> list[str]:
-    """Whose numbers the verdict rests on, for the report's first screen."""
-    lines = []
-    missing = gathered.evidence.champion_missing
-    if missing:
-        lines.append(f"⚠️ {missing}")
-    if gathered.rows is not None:
-        lines.append(f"Eval rows: {gathered.rows.source}, {gathered.rows.count} rows")
-    lines.extend(f"⚠️ {warning}" for warning in gathered.warnings)
-    for side in (gathered.candidate, gathered.champion):
-        if side is not None and not side.verified:
-            lines.append(f"⚠️ {side.role} predictions unverified: {side.how}")
-    return lines
-
-
-def model_lines(gathered: evidence.Gathered,
-                champion: Champion | None) -> list[tuple[str, str]]:
-    lines = []
-    for side, name in ((gathered.candidate, "candidate"),
-                       (gathered.champion, champion.label if champion else "")):
-        if side is None:
-            continue
-        mark = "verified" if side.verified else "unverified"
-        model = side.model or ("no logged model" if side.model_read else "model not read")
-        files = f" (files {side.digest.short}…)" if side.digest else ""
-        lines.append((name, f"{model}{files}, {mark}: {side.how}"))
-    return lines
 
 
 def _champion_trouble(registry: Store, config: Config, champion: Champion | None

@@ -90,17 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
                        help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser) -> None:
+    def common(p: argparse.ArgumentParser, new_model: bool = False) -> None:
         p.add_argument("--config", default=DEFAULT_CONFIG, help="gate.toml path")
         p.add_argument("--model-name", help="registered model name; overrides [model] name "
                        "of --config (needed only when the config names none)")
+        if new_model:
+            p.add_argument("--new-model", action="store_true", help=naming.NEW_MODEL_HELP)
 
-    check = sub.add_parser("check", parents=[debug], help="compare a run with Production")
+    check = sub.add_parser("check", parents=[debug], help="compare a run (or logged model) with "
+                           "Production")
     judged = check.add_mutually_exclusive_group(required=True)
     judged.add_argument("--run-id", metavar="RUN_ID",
                         help="the MLflow run to judge (the trainer prints it, or --json's run_id)")
     judged.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
-    common(check)
+    common(check, new_model=True)
     check.add_argument("--promote", action="store_true", help="promote it if it passes")
     check.add_argument("--against", metavar="RUN_ID|vN",
                        help="compare with this run or version instead of Production "
@@ -110,10 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     _outputs(check)
 
     promote = sub.add_parser("promote", parents=[debug], help="promote a run or version (gated)")
-    common(promote)
+    common(promote, new_model=True)
     which = promote.add_mutually_exclusive_group(required=True)
     which.add_argument("--run-id", metavar="RUN_ID", help="the MLflow run to promote")
-    which.add_argument("--version")
+    which.add_argument("--version", metavar="N", help="a registered version of the model: "
+                       "its run, or the logged model it was registered from")
     which.add_argument("--model-id", metavar="m-ID", help=MODEL_ID_HELP)
     promote.add_argument("--force", action="store_true", help="override a failed gate")
     promote.add_argument("--reason", help="why (required with --force; recorded)")
@@ -122,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     rollback = sub.add_parser("rollback", parents=[debug],
                               help="move Production back to the previous one")
     common(rollback)
-    rollback.add_argument("--reason")
+    rollback.add_argument("--reason", help="why (recorded on the version rolled back)")
 
     status = sub.add_parser("status", parents=[debug], help="show the champion and its history")
     common(status)
-    status.add_argument("--json", metavar="PATH")
+    status.add_argument("--json", metavar="PATH", help="write the table as JSON")
 
     verify = sub.add_parser(
         "verify", parents=[debug],
@@ -143,7 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     prune = sub.add_parser("prune", parents=[debug],
                            help="list (or --yes: delete) old CI runs that back no model version")
-    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS")
+    prune.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="only CI runs that started more than DAYS days ago")
     prune.add_argument("--keep", type=int, default=0, metavar="N",
                        help="keep the N newest CI runs of each experiment (default 0)")
     prune.add_argument("--experiment", action="append", metavar="NAME",
@@ -164,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"the sealed experiment (default: {contract.HOLDOUT_EXPERIMENT})")
 
     skip = sub.add_parser("skip", parents=[debug], help="report that the gate did not run, and why")
-    skip.add_argument("--reason", required=True)
-    skip.add_argument("--model-name", default="model")
-    skip.add_argument("--summary", metavar="PATH")
+    skip.add_argument("--reason", required=True, help="why the gate did not run")
+    skip.add_argument("--model-name", default="model", help="the model the report names")
+    skip.add_argument("--summary", metavar="PATH", help="default: $GITHUB_STEP_SUMMARY")
     skip.add_argument("--next", help="what to do about it (default: how to run the gate)")
     skip.add_argument("--comment", action="store_true",
                       help="also post it as the PR comment (replaces an older verdict)")
@@ -260,8 +265,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                          "--model-name")
     registry = _store()
     args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
+    warnings: tuple[str, ...] = ()
     if args.command in ("check", "promote"):
-        naming.known_model(registry, cfg.model.name, configured)
+        # a name that would be registered: check --promote, promote a run or a model
+        creates = args.promote if args.command == "check" else args.version is None
+        said = naming.known_model(registry, cfg.model.name, configured, creates=creates,
+                                  new_model=args.new_model)
+        warnings = (said,) if said else ()
     if args.command == "check":
         from gate.commands.check import run_gate
 
@@ -270,9 +280,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                              "promotes: drop --promote")
         return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
                         targets=_targets(args), against=args.against,
-                        model_id=_model_id(args.model_id)).exit_code
+                        model_id=_model_id(args.model_id), warnings=warnings).exit_code
     if args.command == "promote":
-        return _promote(args, registry, cfg)
+        return _promote(args, registry, cfg, warnings)
     from gate.commands import history
 
     if args.command == "rollback":
@@ -296,19 +306,20 @@ def _store() -> Store:
     return Registry(uri, note=note)
 
 
-def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config) -> int:
+def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config,
+             warnings: tuple[str, ...]) -> int:
     from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
     if args.force and not reason:
         raise InputError("--force needs --reason TEXT: a forced promotion is audited")
-    model_id = _model_id(args.model_id)
-    run_id = args.run_id or ("" if model_id else
-                             registry.version(cfg.model.name, args.version).run_id)
+    run_id, model_id = args.run_id or "", _model_id(args.model_id)
+    if args.version is not None:
+        run_id, model_id = naming.version_candidate(registry, cfg.model.name, args.version)
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
-                    override_hint=hint, model_id=model_id).exit_code
+                    override_hint=hint, model_id=model_id, warnings=warnings).exit_code
 
 
 def _model_id(given: str | None) -> str | None:

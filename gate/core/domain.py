@@ -52,3 +52,10 @@ class StoredFile:
 
     path: str               # relative to the location, POSIX
     size: int | None        # bytes, when the store says
+
+
+def logged_model_of(source: str) -> str | None:
+    """The logged model id of a version registered from `models:/m-...`, else None."""
+    prefix = "models:/"
+    rest = source[len(prefix):] if source.startswith(prefix) else ""
+    return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None

@@ -16,7 +16,7 @@ from gate import contract
 from gate.mlflowstore.artifacts import Artifacts
 from gate.mlflowstore.holdouts import Holdouts
 from gate.core.config import ModelConfig
-from gate.core.domain import Champion, RunInfo, VersionInfo
+from gate.core.domain import Champion, RunInfo, VersionInfo, logged_model_of
 from gate.errors import InputError, echo
 from gate.mlflowstore.session import Session, mlflow_errors, name_filter  # noqa: F401
 from gate.mlflowstore.promotion import Promotions
@@ -101,7 +101,7 @@ class Registry(VersionReads):
         info = _run_info(run) if run is not None else RunInfo(
             run_id=mv.run_id or "", name="", experiment_id="", metrics={}, params={},
             tags={}, artifact_uri="")
-        model_id = _logged_model_of(mv.source or "")
+        model_id = logged_model_of(mv.source or "")
         if not mv.run_id and model_id:     # registered from a logged model with no run
             info = self.logged_model(model_id)
         return Champion(version=str(mv.version), run=info, found_by=found_by,
@@ -150,7 +150,7 @@ class Registry(VersionReads):
 
     def model_location(self, name: str, version: str, source: str = "") -> str | None:
         """Where a version's model files are stored; None if the registry cannot say."""
-        model_id = _logged_model_of(source)
+        model_id = logged_model_of(source)
         if model_id:    # one request, where the registry's download URI costs two
             return self.logged_model_location(model_id)
         client = self.session.client
@@ -181,8 +181,11 @@ class Registry(VersionReads):
             version = spec[1:]
             with self.session.errors(f"model {name!r} version {version}"):
                 mv = self.session.client.get_model_version(name, version)
-                run = self.session.client.get_run(mv.run_id or "")
-            return Champion(version=str(mv.version), run=_run_info(run), found_by="version",
+                model_id = None if mv.run_id else logged_model_of(mv.source or "")
+                # a version registered from a logged model with no run is that model
+                info = self.logged_model(model_id) if model_id else \
+                    _run_info(self.session.client.get_run(mv.run_id or ""))
+            return Champion(version=str(mv.version), run=info, found_by="version",
                             tags=dict(mv.tags or {}), source=mv.source or "")
         return Champion(version="", run=self.run(spec), found_by="run")
 
@@ -235,13 +238,6 @@ def _model_id(run: Any) -> str | None:
     except (ValueError, RecursionError, IndexError, KeyError, TypeError):
         return None
     return f"runs:/{run.info.run_id}/{path.strip('/')}" if path.strip("/") else None
-
-
-def _logged_model_of(source: str) -> str | None:
-    """The logged model id of a version registered from `models:/m-...`, else None."""
-    prefix = "models:/"
-    rest = source[len(prefix):] if source.startswith(prefix) else ""
-    return rest if rest.startswith("m-") and "/" not in rest and "@" not in rest else None
 
 
 if TYPE_CHECKING:
