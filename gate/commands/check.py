@@ -69,7 +69,7 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
         champion, missing, early = _champion_trouble(registry, config,
                                                      registry.champion(config.model))
     gathered = evidence.gather(registry, config, candidate, champion, missing)
-    verdict = decide(config, gathered.evidence)
+    verdict = decide(config, replace(gathered.evidence, promoting=promote and not against))
     forced = force_reason is not None and not verdict.passed
     notes = [*early, *gathered.notes]
     history = trend(registry, config, champion) if not against else []
@@ -307,7 +307,7 @@ def _evidence_tags(registry: Store, candidate: RunInfo, gathered: evidence.Gathe
     """What the next check needs to trust about this version: the rows it was judged
     on, and the gate's own predictions of it on them (uploaded here, vouched for by
     the digest in the version's tags, which only the promoter can write)."""
-    tags = {}
+    tags = {contract.V_VERIFIED: "true" if gathered.candidate.verified else "false"}
     if gathered.candidate.flavor:
         tags[contract.V_FLAVOR] = gathered.candidate.flavor
     rows = gathered.rows

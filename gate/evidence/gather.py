@@ -95,6 +95,9 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                        f"candidate model of run {candidate.run_id}")
         flavor = cand_model.info.key if cand_model else ""
         digest = cand_model.digest if cand_model else None
+        # said first even when the comparison falls back to logged metrics
+        no_sandbox = scoring.warning(Side("candidate", unsandboxed=scoring.unsandboxed(
+            cand_model) or ""))
         slicing.check_inputs(config.slices, cand_model, "the candidate's model")
         try:
             cand_eval = rowsource.run_evaluation(store, candidate, work / "candidate",
@@ -103,7 +106,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
         rows, eval_rows = chosen.rows, chosen.eval_rows
         notes.extend(chosen.notes)
         notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
@@ -117,12 +120,12 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
         common: dict[str, Any] = {
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
             "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None,
-            "warnings": own_rows_warning(rows)}
+            "warnings": scoring.warning(cand.side) + own_rows_warning(rows)}
         verified: dict[str, Any] = {"candidate_verified": cand.side.verified,
                                     "candidate_flavor": cand.side.flavor}
         if champion is None:
@@ -142,13 +145,14 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
     unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
                         champion_verified=champ.side.verified, slices=slices)
-    common["warnings"] += leakage_warnings(config, candidate, paired)
+    common["warnings"] = scoring.warning(cand.side, champ.side) + \
+        own_rows_warning(rows) + leakage_warnings(config, candidate, paired)
     return Gathered(evidence, tuple(notes), **common, champion=champ.side)
 
 
@@ -174,7 +178,8 @@ def leakage_warnings(config: Config, candidate: RunInfo,
 
 def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,
               champion: Champion | None, flavor: str, data_changed: bool,
-              rows: Rows | None = None, digest: ModelDigest | None = None) -> Gathered:
+              rows: Rows | None = None, digest: ModelDigest | None = None,
+              warnings: tuple[str, ...] = ()) -> Gathered:
     champion_known = champion is not None
     # the champion's model was not read: its flavor as recorded at its promotion, if any
     champ_flavor = champion.tags.get(contract.V_FLAVOR, "") if champion else ""
@@ -187,7 +192,7 @@ def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candida
                     rows.count if rows else _rows_tag(candidate), data_changed,
                     Side("candidate", flavor, False, how, digest=digest),
                     Side("champion", champ_flavor, False, how, model_read=bool(champ_flavor))
-                    if champion_known else None, rows)
+                    if champion_known else None, rows, warnings=warnings)
 
 
 def digest_changes(candidate: RunInfo, champion: Champion | None) -> tuple[DigestChange, ...]:

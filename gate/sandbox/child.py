@@ -96,8 +96,13 @@ def _predict(model: Any, features: Any) -> tuple[Any, Any, Any]:
     is a classifier, its class probabilities on the same rows."""
     import numpy as np
 
-    values = model.predict(features)
     raw = _raw(model)
+    # the eval set may hold more columns than the model was fitted on: the ones it
+    # names, in its order (as the gate scored models before the sandbox)
+    names = getattr(raw, "feature_names_in_", None)
+    if names is not None and set(map(str, names)) <= set(map(str, features.columns)):
+        features = features[[str(n) for n in names]]
+    values = model.predict(features)
     if not (hasattr(raw, "predict_proba") and hasattr(raw, "classes_")):
         return values, None, None
     proba = np.asarray(raw.predict_proba(features), dtype=float)
