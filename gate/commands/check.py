@@ -7,7 +7,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 from gate import contract
 from gate.commands import errors
@@ -23,6 +23,9 @@ from gate.errors import GateError, InfraError
 from gate.core.ports import Store
 from gate.evidence.workdir import temp_dir
 from gate.report.markdown import Context, render
+
+if TYPE_CHECKING:
+    from gate.sandbox import Pending
 
 LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
 # gate.status of a version registered and refused: its files changed after the check
@@ -55,7 +58,7 @@ class Outcome:
 def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
              override_hint: str = "", against: str | None = None,
-             model_id: str | None = None) -> Outcome:
+             model_id: str | None = None, warm: Pending | None = None) -> Outcome:
     """Judge one run (or, with `model_id`, a logged model) against the champion (or the
     `against` baseline, never promoted); promote when asked and allowed."""
     deliver.preflight(targets)      # an unwritable output fails before any work
@@ -68,7 +71,7 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
     else:
         champion, missing, early = _champion_trouble(registry, config,
                                                      registry.champion(config.model))
-    gathered = evidence.gather(registry, config, candidate, champion, missing)
+    gathered = evidence.gather(registry, config, candidate, champion, missing, warm)
     verdict = decide(config, replace(gathered.evidence, promoting=promote and not against))
     forced = force_reason is not None and not verdict.passed
     notes = [*early, *gathered.notes]

@@ -7,11 +7,13 @@ travelling into the report and the JSON. The store is reached only through
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gate import contract
+from gate import sandbox
 from gate.evidence import leakage
 from gate.evidence import binding
 from gate.evidence import rows as rowsource
@@ -64,9 +66,11 @@ class DigestChange:
 
 
 def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion | None,
-           champion_missing: str | None = None) -> Gathered:
+           champion_missing: str | None = None,
+           warm: sandbox.Pending | None = None) -> Gathered:
     """`champion_missing`: why there is no champion although there was one (None if
-    there never was, or there is one)."""
+    there never was, or there is one). `warm`: a sandbox started on an empty folder
+    before the candidate was known (`gate.evidence.warm`): its files go there."""
     rowsource.require_unchosen(config, champion, champion_missing)
     changes = digest_changes(candidate, champion)
     data_changed = any(change.tag == contract.TAG_EVAL_DIGEST for change in changes)
@@ -81,7 +85,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             notes.append(f"champion v{champion.version} found by the legacy "
                          f"'{config.model.stage or 'Production'}' stage: no "
                          f"'{config.model.alias}' alias is set")
-    with temp_dir() as tmp:
+    with temp_dir() as tmp, contextlib.ExitStack() as sandboxes:
         work = Path(tmp)
         # the champion's files first: nothing of a champion whose bytes changed since
         # its promotion is used, its rows and cached predictions included
@@ -91,8 +95,19 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                                         work / "champion-model")
             notes.extend(bound)
         cand_model = scoring.run_model(store, config, candidate.model_id,
-                                       work / "candidate-model",
+                                       warm.folder if warm else work / "candidate-model",
                                        f"candidate model of run {candidate.run_id}")
+        # loading while the rows are fetched (and, when nothing vouches for its cached
+        # predictions, the champion too): sandboxes stopped however this ends
+        cand_sandbox = scoring.begin(cand_model, warm)
+        if cand_sandbox is not None:
+            sandboxes.callback(cand_sandbox.close)
+        champ_sandbox = None
+        if champion is not None and not champion.tags.get(contract.V_PREDICTIONS_SHA):
+            champ_sandbox = scoring.begin(scoring.champion_model(config, champion,
+                                                                 champ_files))
+            if champ_sandbox is not None:
+                sandboxes.callback(champ_sandbox.close)
         flavor = cand_model.info.key if cand_model else ""
         digest = cand_model.digest if cand_model else None
         # said first even when the comparison falls back to logged metrics
@@ -116,7 +131,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         task = scoring.task_of(config, eval_rows)
         try:
             cand = scoring.predictions(cand_model, cand_eval, eval_rows, task, "candidate",
-                                       "the candidate")
+                                       "the candidate", cand_sandbox)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
@@ -139,7 +154,8 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         try:
             if champ is None:
                 champ = scoring.champion_predictions(store, config, champion, eval_rows, task,
-                                                     work, chosen.champion_eval, champ_files)
+                                                     work, chosen.champion_eval, champ_files,
+                                                     champ_sandbox)
             paired, slices = slicing.paired(config, eval_rows.y, champ.outputs, cand.outputs,
                                             task, sliced)
         except Fallback as why:

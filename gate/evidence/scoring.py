@@ -156,8 +156,21 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def begin(model: Model | None, warm: sandbox.Pending | None = None) -> sandbox.Pending | None:
+    """The sandbox loading this model now, so that the caller's other work (the rows,
+    the other model) overlaps its start: `warm` when it was started on the model's
+    folder before the files came. None when the model is not scored in a sandbox."""
+    if model is None or model.folder is None or unsandboxed(model) is not None:
+        return None
+    if warm is not None and warm.folder == model.folder.resolve():
+        warm.load(model.label)
+        return warm
+    return sandbox.start(model.folder, label=model.label, limits=sandbox_limits())
+
+
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
-                chosen: evalset.EvalRows, task: str, role: str, who: str) -> Predicted:
+                chosen: evalset.EvalRows, task: str, role: str, who: str,
+                pending: sandbox.Pending | None = None) -> Predicted:
     """One model's outputs on the chosen rows: computed in the sandbox as serving
     computes them, else (no sandbox here, no pyfunc) its logged predictions lined up
     with the chosen rows. A model that fails in the sandbox is exit 2, never a
@@ -169,13 +182,13 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
         supplied = _supplied_columns(model.info, chosen, logged)
         if supplied:
             rows, added = supplied
-            outputs, method = _score(model, rows, task, who)
+            outputs, method = _score(model, rows, task, who, pending)
             # the run chose those values: a column equal to the label scores perfectly
             return Predicted(outputs, Side(
                 role, flavor, False, "computed on columns only the run supplied "
                 f"({', '.join(added)[:120]}): not verified; pin [eval] data that has them "
                 f"to verify ({method})", digest=digest))
-        outputs, method = _score(model, chosen, task, who)
+        outputs, method = _score(model, chosen, task, who, pending)
         return Predicted(outputs, Side(role, flavor, True, f"computed by the gate, {method}",
                                        digest=digest))
     why = (f"no sandbox could be made here: {no_sandbox}" if no_sandbox else model.why_not) \
@@ -217,18 +230,25 @@ def _supplied_columns(info: modelfile.ModelFile, chosen: evalset.EvalRows,
 def champion_predictions(store: Store, config: Config, champion: Champion,
                          chosen: evalset.EvalRows, task: str, work: Path,
                          logged: rowsource.RunEvaluation | None,
-                         files: binding.Files | None) -> Predicted:
+                         files: binding.Files | None,
+                         pending: sandbox.Pending | None = None) -> Predicted:
     """The champion scored on the chosen rows, from its files as checked against its
     digest (`binding.champion_files`; None: they are gone); `logged` is its run's
     evaluation when it was read already (else it is read here if the model needs it)."""
-    label = f"champion {config.model.name} {champion.label}"
-    model = _model_in(config, files, label) if files is not None else None
+    model = champion_model(config, champion, files)
     if model is None:
         raise Fallback(f"the model files of {champion.label} are gone")
     if (model.folder is None or unsandboxed(model)) and logged is None:
         logged = rowsource.run_evaluation(store, champion.run, work / "champion-logged",
                                           f"{champion.label}'s run")
-    return predictions(model, logged, chosen, task, "champion", champion.label)
+    return predictions(model, logged, chosen, task, "champion", champion.label, pending)
+
+
+def champion_model(config: Config, champion: Champion,
+                   files: binding.Files | None) -> Model | None:
+    """The champion's model in its checked files; None when they are gone."""
+    label = f"champion {config.model.name} {champion.label}"
+    return _model_in(config, files, label) if files is not None else None
 
 
 def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRows,
@@ -254,8 +274,8 @@ def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRow
     return Predicted(loaders.Outputs(p.values, p.proba, p.classes), side), ()
 
 
-def _score(model: Model, chosen: evalset.EvalRows, task: str,
-           who: str) -> tuple[loaders.Outputs, str]:
+def _score(model: Model, chosen: evalset.EvalRows, task: str, who: str,
+           pending: sandbox.Pending | None = None) -> tuple[loaders.Outputs, str]:
     """The model's predictions on the eval features (never the labels) in the sandbox;
     its crash, limit or malformed answer is InputError (exit 2), never a fallback."""
     assert model.folder is not None
@@ -267,8 +287,12 @@ def _score(model: Model, chosen: evalset.EvalRows, task: str,
                        f"{who} needs")
     if not columns:
         raise Fallback(f"the eval rows have no feature columns to score {who} on")
-    got = sandbox.predict(model.folder, features[columns], label=model.label,
-                          limits=sandbox_limits(), task=task)
+    if pending is None:
+        pending = sandbox.start(model.folder, label=model.label, limits=sandbox_limits())
+    try:
+        got = pending.result(features[columns], task)
+    finally:
+        pending.close()
     return loaders.Outputs(got.values, got.proba, got.classes), got.method
 
 
