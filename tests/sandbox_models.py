@@ -126,3 +126,15 @@ class Cheat(PythonModel):  # type: ignore[misc]
             return values[:len(model_input)]
         except OSError:
             return [150.0] * len(model_input)
+
+
+class NeedsPackage(PythonModel):  # type: ignore[misc]
+    """Needs a package the gate's environment lacks (as its requirements.txt says)."""
+
+    def load_context(self, context):  # type: ignore[no-untyped-def]
+        import importlib
+
+        importlib.import_module("gate_test_absent_package")
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return [0.0] * len(model_input)

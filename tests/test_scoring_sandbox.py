@@ -145,6 +145,42 @@ def test_cloudpickle_champion_and_candidate_are_verified_and_worse_is_blocked(
     assert "UNVERIFIED" not in capsys.readouterr().out
 
 
+def test_recorded_requirements_not_met_here_are_said(local_store: Path,
+                                                    data: dict[str, Any]) -> None:
+    """The gate scores with its own environment's packages: a model recorded with other
+    versions is still verified, and the first lines and the JSON say which differ."""
+    from sklearn.linear_model import Ridge
+
+    run_id = sklearn_run(data, Ridge(), fmt="skops")
+    (model_folder(run_id) / "requirements.txt").write_text(
+        "mlflow\nscikit-learn==0.1.0\n# a comment\n--extra-index-url https://x.invalid\n"
+        "pandas; python_version < '3'\n")
+    code, verdict = check(run_id)
+    assert (code, verdict["status"], verdict["verified"]) == (0, "first_model", True)
+    import sklearn
+
+    said = f"scikit-learn==0.1.0 ({sklearn.__version__} here)"
+    assert verdict["candidate_model"]["predictions"] == \
+        f"computed by the gate, mlflow.pyfunc in sandbox (bwrap); with the gate's packages, " \
+        f"not its recorded {said}"
+    assert f"candidate's recorded requirements not met here ({said})" in first_lines()
+
+
+def test_a_model_needing_a_package_not_installed_is_exit_2_naming_it(
+        local_store: Path, data: dict[str, Any]) -> None:
+    import mlflow.pyfunc
+
+    run_id = log_run(data, data["eval"][1], lambda: mlflow.pyfunc.log_model(
+        name="model", python_model=sandbox_models.NeedsPackage(),
+        pip_requirements=["gate-test-absent-package==1.0"]))
+    code, verdict = check(run_id, "--promote")
+    assert (code, verdict["status"], verdict["promoted_version"]) == (2, "error", None)
+    assert "No module named 'gate_test_absent_package'" in verdict["error"]
+    assert "it records gate-test-absent-package, not installed beside the gate" in \
+        verdict["error"]
+    assert registered() == []
+
+
 @pytest.mark.parametrize("how", ["other_file", "outside"])
 def test_python_function_naming_another_file_is_exit_2(
         local_store: Path, data: dict[str, Any], capsys: pytest.CaptureFixture[str],

@@ -19,6 +19,7 @@ from gate.evidence import binding
 from gate.evidence import evalset
 from gate.evidence import loaders
 from gate.evidence import modelfile
+from gate.evidence import modelrequirements
 from gate.evidence import served
 from gate.evidence import rows as rowsource
 from gate.core.config import Config
@@ -43,6 +44,8 @@ class Side:
     model_read: bool = True
     digest: ModelDigest | None = None   # of every file of its model, as the gate read them
     unsandboxed: str = ""       # why no sandbox could be made here, when that is why not
+    # the model's recorded requirements the gate's environment (the sandbox's) does not meet
+    unmet: str = ""
 
     @property
     def model(self) -> str:
@@ -83,6 +86,7 @@ class Model:
     digest: ModelDigest | None = None       # of every file of the model folder
     why_not: str = ""           # why the sandbox cannot score it, when folder is None
     label: str = "model"        # names it (and its run or version) in errors
+    unmet: tuple[modelrequirements.Unmet, ...] = ()     # of its recorded requirements
 
 
 def run_model(store: Store, config: Config, model_id: str | None, dest: Path,
@@ -111,7 +115,7 @@ def _model_in(config: Config, files: binding.Files, label: str) -> Model | None:
     if pyfunc is None or not pyfunc.get("loader_module"):
         return Model(info, None, files.digest, "no python_function loader: serving cannot "
                      "load it either", label)
-    return Model(info, dest, files.digest, label=label)
+    return Model(info, dest, files.digest, label=label, unmet=modelrequirements.unmet(dest))
 
 
 def sandbox_limits(environ: Mapping[str, str] = os.environ) -> sandbox.Limits:
@@ -145,11 +149,16 @@ def unsandboxed(model: Model | None) -> str | None:
 
 
 def warning(*sides: Side | None) -> tuple[str, ...]:
-    """The report's first line when a model could not be scored for want of a sandbox."""
+    """The report's first lines: a model not scored for want of a sandbox, or scored with
+    other packages than it was recorded with."""
     whys = {side.unsandboxed for side in sides if side is not None and side.unsandboxed}
     # the report keeps 200 characters of a first line: the end must survive the cut
-    return tuple(f"no sandbox could be made here ({_cut(why, 140)}): predictions unverified"
-                 for why in sorted(whys))
+    lines = [f"no sandbox could be made here ({_cut(why, 140)}): predictions unverified"
+             for why in sorted(whys)]
+    lines += [f"{side.role}'s recorded requirements not met here ({_cut(side.unmet, 110)}): "
+              "scored with the gate's packages" for side in sides
+              if side is not None and side.unmet]
+    return tuple(lines)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -189,8 +198,10 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
                 f"({', '.join(added)[:120]}): not verified; pin [eval] data that has them "
                 f"to verify ({method})", digest=digest))
         outputs, method = _score(model, chosen, task, who, pending)
-        return Predicted(outputs, Side(role, flavor, True, f"computed by the gate, {method}",
-                                       digest=digest))
+        unmet = modelrequirements.describe(model.unmet)
+        how = f"computed by the gate, {method}" + (
+            f"; with the gate's packages, not its recorded {unmet}" if unmet else "")
+        return Predicted(outputs, Side(role, flavor, True, how, digest=digest, unmet=unmet))
     why = (f"no sandbox could be made here: {no_sandbox}" if no_sandbox else model.why_not) \
         if model else "no logged model"
     if logged is None:
@@ -291,6 +302,12 @@ def _score(model: Model, chosen: evalset.EvalRows, task: str, who: str,
         pending = sandbox.start(model.folder, label=model.label, limits=sandbox_limits())
     try:
         got = pending.result(features[columns], task)
+    except InputError as exc:
+        missing = [item.name for item in model.unmet if item.installed is None]
+        if not missing:
+            raise
+        raise InputError(f"{exc} (it records {', '.join(missing[:5])}, not installed beside "
+                         "the gate: install the model's requirements there)") from None
     finally:
         pending.close()
     return loaders.Outputs(got.values, got.proba, got.classes), got.method
