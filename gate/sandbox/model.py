@@ -1,6 +1,7 @@
 """A model's predictions, computed in the sandbox the way serving computes them."""
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from dataclasses import dataclass
@@ -95,8 +96,8 @@ class Pending:
         stdin = self._proc.stdin
         assert stdin is not None
         try:
-            stdin.write(child.GO)
-            stdin.flush()
+            # unbuffered: nothing left in a buffer for close() to flush into a dead pipe
+            os.write(stdin.fileno(), child.GO)
         except BrokenPipeError:
             pass                # it ended already: `result` says why
 
