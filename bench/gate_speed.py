@@ -354,6 +354,12 @@ def metrics_only_run(experiment: str) -> str:
     return run.info.run_id
 
 
+# Wall time over a bare `import mlflow` each kind of check may cost. A check that loads
+# a model (now in the sandbox) may cost 0.5 s more than the +1.38 s it cost when the
+# gate loaded scikit-learn models in its own process (2026-12-07: 2.37 s against 0.99 s).
+ALLOWED = {"no": 0.5, "yes, the candidate": 1.38 + 0.5}
+
+
 @dataclass(frozen=True)
 class Process:
     label: str
@@ -420,8 +426,9 @@ def process_cost(work: Path, model: Model, repeats: int,
     rows = []
     for p in processes:
         value, used = statistics.median(wall[p.label]), statistics.median(cpu[p.label])
-        target = "-" if p.loads_model != "no" else \
-            f"<= +0.5 s: {'met' if value - bare <= 0.5 else 'missed'}"
+        allowed = ALLOWED.get(p.loads_model)
+        target = "-" if allowed is None else \
+            f"<= +{allowed:g} s: {'met' if value - bare <= allowed else 'missed'}"
         rows.append([p.label, p.loads_model, imported[p.label] or "neither",
                      len(wall[p.label]),
                      f"{value:.2f}", spread(wall[p.label]), f"{value - bare:+.2f}",
@@ -669,13 +676,16 @@ def report(header: str, argv: Sequence[str], decisions: list[list[Any]],
         ">= 3.5x at 1,000.", "",
         table(["data", "eval rows", "path", "repeats", "median (s)", "min-max (s)",
                "requests", "native / this", "target"], decisions),
-        "### A `gate check` process that loads no model", "",
+        "### A whole `gate check` process", "",
         "Wall time of whole processes (`python -m gate check --json ...` from the "
         "repository root, against the same server), timed interleaved, and their CPU "
         "time (user + system, steadier than wall time on a shared machine); the "
         "libraries each imported come from one more run under `python -X importtime`. "
-        "Target: a check that loads no model costs at most a bare `import mlflow` + 0.5 s "
-        "(wall).", "",
+        "Targets: a check that loads no model costs at most a bare `import mlflow` + 0.5 s "
+        "(wall); one that scores a scikit-learn candidate (in the sandbox, its child "
+        "started as the check starts) at most + 1.88 s (the +1.38 s it cost loading the "
+        "model in the gate's own process, + 0.5 s). \"imports sklearn / skops\" is the "
+        "gate's own process, not the sandbox.", "",
         table(["process", "loads a model", "imports sklearn / skops", "repeats",
                "median (s)", "min-max (s)", "vs bare import (s)", "CPU (s)",
                "CPU vs bare import (s)", "target"], processes),

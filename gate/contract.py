@@ -70,6 +70,8 @@ V_EVAL_SHA = "gate.eval_sha256"
 # the digest of CACHED_PREDICTIONS in the version's own run
 V_PREDICTIONS_SHA = "gate.predictions_sha256"
 V_FLAVOR = "gate.flavor"
+# "true" / "false": whether the gate computed the version's predictions itself (sandbox)
+V_VERIFIED = "gate.verified"
 # the digest of every file of the version's model, checked at its promotion (sha256:
 # over sorted `path<TAB>sha256` lines), and the files as {path: sha256[:16]} when that
 # fits in a tag: every later use of the version checks its files against them

@@ -352,9 +352,13 @@ def log_regressor(store: MemoryStore, estimator: Any, train: tuple[Any, Any],
     skops.io.dump(estimator, model_dir / "model.skops")
     columns = [{"name": str(c), "type": "double"} for c in X_eval.columns]
     (model_dir / "MLmodel").write_text(yaml.safe_dump({
+        # as mlflow.sklearn.log_model records them: serving loads the file with these
         "flavors": {"sklearn": {"serialization_format": "skops",
-                                "pickled_model": "model.skops"},
-                    "python_function": {"loader_module": "mlflow.sklearn"}},
+                                "pickled_model": "model.skops",
+                                "skops_trusted_types": skops.io.get_untrusted_types(
+                                    file=model_dir / "model.skops")},
+                    "python_function": {"loader_module": "mlflow.sklearn",
+                                        "model_path": "model.skops"}},
         "signature": {"inputs": json.dumps(columns)}}))
 
     y = np.asarray(y_eval, dtype=float)

@@ -99,3 +99,42 @@ class Behaves(PythonModel):  # type: ignore[misc]
         if self.how == "raise":
             raise ValueError("no such column: 'age'")
         raise AssertionError(self.how)
+
+
+class Cheat(PythonModel):  # type: ignore[misc]
+    """A regressor that would be perfect if it could read the labels: it looks for them
+    in the checkout, calls home on 127.0.0.1 and dumps its environment beside them.
+    Without the labels it answers a constant (a poor model)."""
+
+    def __init__(self, labels: str, port: int, dump: str) -> None:
+        self.labels, self.port, self.dump = labels, port, dump
+
+    # no type hints: MLflow would read them as the model's input schema
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+        except OSError:
+            pass
+        try:
+            with open(self.dump, "w") as handle:
+                handle.write(repr(dict(os.environ)))
+        except OSError:
+            pass
+        try:
+            with open(self.labels) as handle:
+                values = [float(line) for line in handle.read().split()[1:]]
+            return values[:len(model_input)]
+        except OSError:
+            return [150.0] * len(model_input)
+
+
+class NeedsPackage(PythonModel):  # type: ignore[misc]
+    """Needs a package the gate's environment lacks (as its requirements.txt says)."""
+
+    def load_context(self, context):  # type: ignore[no-untyped-def]
+        import importlib
+
+        importlib.import_module("gate_test_absent_package")
+
+    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        return [0.0] * len(model_input)

@@ -89,8 +89,8 @@ def test_first_model_is_promoted_with_its_evidence(store: MemoryStore, data: dic
     assert tags[contract.V_PREDICTIONS_SHA] == sha256_file(cached)
     assert store.models[NAME].tags[contract.M_CHAMPION] == "1"
     assert verdict["candidate_model"] == {"model": "sklearn / skops", "verified": True,
-                                          "predictions": "computed by the gate from the "
-                                                         "model file",
+                                          "predictions": "computed by the gate, mlflow."
+                                                         "pyfunc in sandbox (bwrap)",
                                           "digest": tags[contract.V_MODEL_SHA]}
     assert verdict["data_changed"] is False and verdict["champion_missing"] is None
     assert "first model: its own eval rows are used" in " ".join(verdict["notes"])
@@ -208,14 +208,14 @@ def test_a_legacy_champions_evaluation_is_read_once(store: MemoryStore,
                                                     data: dict[str, Any],
                                                     cfg: config_mod.Config,
                                                     tmp_path: Path) -> None:
-    """A champion promoted before the gate recorded its rows, whose model no safe loader
-    reads: its run's evaluation gives both the rows and its predictions."""
+    """A champion promoted before the gate recorded its rows, whose model the sandbox
+    cannot load: its run's evaluation gives both the rows and its predictions."""
     import yaml
 
     old = fit(store, data, 1.0)
     model_dir = Path(store.logged_model_location(old.model_id or "") or "")
     mlmodel = yaml.safe_load((model_dir / "MLmodel").read_text())
-    mlmodel["flavors"]["sklearn"]["serialization_format"] = "cloudpickle"
+    del mlmodel["flavors"]["python_function"]     # nothing serving (or the gate) loads
     (model_dir / "MLmodel").write_text(yaml.safe_dump(mlmodel))
     version = store.promotions.register(NAME, old)
     store.promotions.move_champion(cfg.model, version, None, {})     # no evidence tags
@@ -228,8 +228,8 @@ def test_a_legacy_champions_evaluation_is_read_once(store: MemoryStore,
                       if f == (old.artifact_uri, contract.MANIFEST)]
     assert len(manifest_reads) == 1
     assert gathered.evidence.paired and gathered.champion is not None
-    assert gathered.champion.how.startswith("logged by the run, unverified (no safe loader "
-                                            "for sklearn / cloudpickle)")
+    assert gathered.champion.how.startswith("logged by the run, unverified (no "
+                                            "python_function loader: serving cannot load")
     assert gathered.rows is not None and gathered.rows.source.endswith("(unchecked)")
 
 

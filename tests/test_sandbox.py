@@ -294,6 +294,44 @@ def test_started_early_and_asked_later(tmp_path: Path, frame: Any) -> None:
     assert second._proc.returncode is not None
 
 
+def test_warm_before_the_files_exist_loads_what_lands_later(tmp_path: Path,
+                                                            frame: Any) -> None:
+    """A sandbox started on an empty folder (as `gate check` starts the candidate's
+    before it knows the model) sees the files put there afterwards, read-only."""
+    from sklearn.linear_model import Ridge
+
+    from gate.sandbox import warm
+
+    x, y = frame
+    folder = tmp_path / "candidate-model"
+    folder.mkdir()
+    early = warm(folder, label="the candidate's model")
+    try:
+        with pytest.raises(InputError, match="no MLmodel file"):
+            early.load("candidate run r1")      # told too soon: refused, not loaded
+        saved = tmp_path / "saved"
+        mlflow.sklearn.save_model(Ridge().fit(x, y), str(saved), serialization_format="skops")
+        for item in saved.iterdir():
+            (folder / item.name).write_bytes(item.read_bytes())
+        early.load("candidate run r1")
+        got = early.result(x, contract.REGRESSION)
+    finally:
+        early.close()
+    np.testing.assert_array_equal(got.values, in_process(folder, x))
+
+
+def test_warm_and_never_told_is_stopped_quietly(tmp_path: Path) -> None:
+    from gate.sandbox import warm
+
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    early = warm(folder, label="the candidate's model")
+    early.close()                               # no model after all
+    assert early._proc.returncode is not None
+    with pytest.raises(InputError, match="does not exist"):
+        warm(tmp_path / "missing", label="the candidate's model")
+
+
 def frames(*parts: Any, raw: list[bytes] | None = None) -> bytes:
     """An answer as the child writes it, or with `raw` parts written as given."""
     import io

@@ -110,7 +110,7 @@ def test_tampered_champion_cache_is_not_used(local_store: Path) -> None:
     code, verdict = check(train(*WORSE))
     assert code == 1 and verdict["paired"] is True
     assert verdict["champion_model"]["predictions"] == \
-        "computed by the gate from the model file"
+        "computed by the gate, mlflow.pyfunc in sandbox (bwrap)"
     assert any("do not match their recorded digest" in note for note in verdict["notes"])
 
 

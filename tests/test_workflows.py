@@ -293,7 +293,7 @@ def test_pr_with_a_worse_model_fails_the_check_and_comments_once(story: Story) -
     job = story.pr
     assert job.name == "model / gate"           # the check branch protection requires
     gate = job.step("Gate")
-    assert gate.exit_code == 1
+    assert gate.exit_code == 1, job.log[-3000:]      # the gate's own words when not
     assert gate.outputs["verdict"] == "blocked"
     assert gate.outputs["passed"] == "false"
     assert gate.outputs["failed-metrics"].split()

@@ -1,10 +1,11 @@
 """A custom `mlflow.pyfunc` model, logged for the gate without train_model.py.
 
 Wine cultivars (bundled with scikit-learn, offline), three classes named by strings.
-The model is a `PythonModel` saved with cloudpickle: loading it would run its code, so
-the gate never does. It compares the model on the predictions this script logs with
-`gate.log_evaluation`, on rows the gate chose, and marks them unverified
-(`verified: false`); `[compare] require_verified = true` blocks such a model instead.
+The model is a `PythonModel` saved with cloudpickle: loading it runs its code, so the
+gate loads it only in its sandbox and computes its predictions there (`verified: true`).
+Where no sandbox can be made, it compares the predictions this script logs with
+`gate.log_evaluation`, marked unverified (`verified: false`), and blocks them when
+promoting unless `[compare] require_verified = false`.
 
     export PYTHONPATH=.     # from the repository root: `import gate` finds it
     python examples/custom_pyfunc/train.py --json train.json

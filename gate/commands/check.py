@@ -7,7 +7,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, replace
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from gate import contract
 from gate.commands import errors
@@ -24,6 +24,9 @@ from gate.errors import GateError, InfraError
 from gate.core.ports import Store
 from gate.evidence.workdir import temp_dir
 from gate.report.markdown import Context, render
+
+if TYPE_CHECKING:
+    from gate.sandbox import Pending
 
 LOST_RACE = "lost_race"     # gate.status of a version registered but never promoted
 # gate.status of a version registered and refused: its files changed after the check
@@ -56,10 +59,12 @@ class Outcome:
 def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
              targets: deliver.Targets, force_reason: str | None = None,
              override_hint: str = "", against: str | None = None,
-             model_id: str | None = None, warnings: Sequence[str] = ()) -> Outcome:
+             model_id: str | None = None, warnings: Sequence[str] = (),
+             warm: Pending | None = None) -> Outcome:
     """Judge one run (or, with `model_id`, a logged model) against the champion (or the
     `against` baseline, never promoted); promote when asked and allowed. `warnings`:
-    what the command line found wrong before, first in the report and in its notes."""
+    what the command line found wrong before, first in the report and in its notes.
+    `warm`: the candidate's sandbox, started already (gate.evidence.warm)."""
     deliver.preflight(targets)      # an unwritable output fails before any work
     candidate = registry.logged_model(model_id) if model_id else registry.run(run_id)
     missing: str | None = None
@@ -70,8 +75,8 @@ def run_gate(registry: Store, config: Config, run_id: str, *, promote: bool,
     else:
         champion, missing, early = _champion_trouble(registry, config,
                                                      registry.champion(config.model))
-    gathered = evidence.gather(registry, config, candidate, champion, missing)
-    verdict = decide(config, gathered.evidence)
+    gathered = evidence.gather(registry, config, candidate, champion, missing, warm)
+    verdict = decide(config, replace(gathered.evidence, promoting=promote and not against))
     forced = force_reason is not None and not verdict.passed
     notes = [*warnings, *early, *gathered.notes]
     history = trend(registry, config, champion) if not against else []
@@ -281,7 +286,7 @@ def _evidence_tags(registry: Store, candidate: RunInfo, gathered: evidence.Gathe
     """What the next check needs to trust about this version: the rows it was judged
     on, and the gate's own predictions of it on them (uploaded here, vouched for by
     the digest in the version's tags, which only the promoter can write)."""
-    tags = {}
+    tags = {contract.V_VERIFIED: "true" if gathered.candidate.verified else "false"}
     if gathered.candidate.flavor:
         tags[contract.V_FLAVOR] = gathered.candidate.flavor
     rows = gathered.rows

@@ -25,6 +25,7 @@ from gate.mlflowstore.tracking import apply_client_defaults, resolve_tracking_ur
 
 if TYPE_CHECKING:
     from gate.core.ports import Store
+    from gate.sandbox import Pending
 
 DEFAULT_CONFIG = "gate.toml"
 
@@ -263,26 +264,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if not cfg.model.name:
         raise InputError(f"no model name: set [model] name in {args.config} or pass "
                          "--model-name")
-    registry = _store()
     args.webhook_env = cfg.notify.webhook_url_env     # for an error's verdict, too
-    warnings: tuple[str, ...] = ()
     if args.command in ("check", "promote"):
-        # a name that would be registered: check --promote, promote a run or a model
-        creates = args.promote if args.command == "check" else args.version is None
-        said = naming.known_model(registry, cfg.model.name, configured, creates=creates,
-                                  new_model=args.new_model)
-        warnings = (said,) if said else ()
-    if args.command == "check":
-        from gate.commands.check import run_gate
+        from gate.evidence.warm import candidate_sandbox
 
-        if args.against is not None and args.promote:
-            raise InputError("--against compares with a baseline of your choice and never "
-                             "promotes: drop --promote")
-        return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
-                        targets=_targets(args), against=args.against,
-                        model_id=_model_id(args.model_id), warnings=warnings).exit_code
-    if args.command == "promote":
-        return _promote(args, registry, cfg, warnings)
+        # the candidate's sandbox imports MLflow while this process does the same
+        with candidate_sandbox() as warm:
+            return _judge(args, configured, cfg, _store(), warm)
+    registry = _store()
     from gate.commands import history
 
     if args.command == "rollback":
@@ -290,6 +279,27 @@ def _dispatch(args: argparse.Namespace) -> int:
         deliver.preflight(targets)      # Production moves only when the outputs can be written
         return history.rollback(registry, cfg, args.reason, sys.stdout, targets)
     return history.status(registry, cfg, sys.stdout, args.json)
+
+
+def _judge(args: argparse.Namespace, configured: config_mod.Config, cfg: config_mod.Config,
+           registry: Store, warm: Pending | None) -> int:
+    """check or promote; `warm`: the candidate's sandbox, started already."""
+    # a name that would be registered: check --promote, promote a run or a model
+    creates = args.promote if args.command == "check" else args.version is None
+    said = naming.known_model(registry, cfg.model.name, configured, creates=creates,
+                              new_model=args.new_model)
+    warnings = (said,) if said else ()
+    if args.command == "promote":
+        return _promote(args, registry, cfg, warnings, warm)
+    from gate.commands.check import run_gate
+
+    if args.against is not None and args.promote:
+        raise InputError("--against compares with a baseline of your choice and never "
+                         "promotes: drop --promote")
+    return run_gate(registry, cfg, args.run_id or "", promote=args.promote,
+                    targets=_targets(args), against=args.against,
+                    model_id=_model_id(args.model_id), warnings=warnings,
+                    warm=warm).exit_code
 
 
 def _targets(args: argparse.Namespace) -> deliver.Targets:
@@ -307,7 +317,7 @@ def _store() -> Store:
 
 
 def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config,
-             warnings: tuple[str, ...]) -> int:
+             warnings: tuple[str, ...], warm: Pending | None = None) -> int:
     from gate.commands.check import run_gate
 
     reason = (args.reason or "").strip()
@@ -319,7 +329,8 @@ def _promote(args: argparse.Namespace, registry: Store, cfg: config_mod.Config,
     hint = ("re-run with `--force --reason TEXT`" if not args.force else "")
     return run_gate(registry, cfg, run_id, promote=True, targets=_targets(args),
                     force_reason=reason if args.force else None,
-                    override_hint=hint, model_id=model_id, warnings=warnings).exit_code
+                    override_hint=hint, model_id=model_id, warnings=warnings,
+                    warm=warm).exit_code
 
 
 def _model_id(given: str | None) -> str | None:

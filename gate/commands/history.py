@@ -42,6 +42,9 @@ def status(registry: Store, config: Config, out: TextIO, json_path: str | None) 
             f"{'v' + champion if champion else 'not set'}\n\n"
             + _table(header, [[r[h] for h in header] for r in rows])
             + ("\n(older versions not shown)\n" if len(versions) > HISTORY_ROWS else "")
+            + ("\nUNVERIFIED: the gate could not compute that version's predictions (no "
+               "sandbox): its numbers are the run's own claims" if any(
+                   "UNVERIFIED" in r["gate"] for r in rows) else "")
             + "\nfiles: the champion's are checked against the digest recorded at its "
               "promotion; others show whether one was recorded (`gate verify` checks one)\n"
             + (f"{unread}\n" if unread else ""))
@@ -117,7 +120,8 @@ def _row(info: VersionInfo, champion: str | None, metrics: list[str],
     values = metrics_from_tag(info.tags.get(contract.V_METRICS))
     marker = " ◀" if info.version == champion else ""
     row = {"version": f"v{info.version}{marker}", "aliases": ",".join(info.aliases) or "-",
-           "gate": info.tags.get(contract.V_STATUS, "-") + _fate(info.tags),
+           "gate": info.tags.get(contract.V_STATUS, "-") + _fate(info.tags) +
+           (" (UNVERIFIED)" if info.tags.get(contract.V_VERIFIED) == "false" else ""),
            "files": files,
            "promoted at": info.tags.get(contract.V_PROMOTED_AT, "-"),
            "replaced": _version_cell(info.tags.get(contract.V_CHAMPION)),

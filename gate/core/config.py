@@ -64,7 +64,8 @@ class CompareConfig:
     confidence: float = 0.95
     resamples: int = 2000
     seed: int = 0
-    require_verified: bool = False   # predictions the gate could not compute block
+    # predictions the gate could not compute block; None: only when promoting
+    require_verified: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ class Evidence:
     candidate_flavor: str = ""          # flavor:format of the candidate's model, "" if none
     champion_missing: str | None = None     # no champion, but there was one: why
     slices: tuple[SliceStat, ...] = ()      # the paired comparison per slice ([slices])
+    promoting: bool = False     # the verdict decides a promotion (check --promote, promote)
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,16 @@ def _run_rules(config: Config, evidence: Evidence) -> tuple[str, ...]:
     if flavor and not config.model.allows(flavor):
         reasons.append(f"the candidate's model is {flavor}, which is not in [model] "
                        f"allowed_flavors ({', '.join(config.model.allowed_flavors)})")
-    if config.compare.require_verified:
+    required = config.compare.require_verified
+    if required or (required is None and evidence.promoting):
+        why = "[compare] require_verified is true" if required else \
+            "[compare] require_verified is true when promoting unless set to false"
         if not evidence.candidate_verified:
             reasons.append("the candidate's numbers are its own claims (the gate could not "
-                           "compute its predictions) and [compare] require_verified is true")
+                           f"compute its predictions) and {why}")
         if evidence.champion_version is not None and evidence.champion_verified is False:
             reasons.append("Production's predictions are logged claims, not computed by the "
-                           "gate, and [compare] require_verified is true")
+                           f"gate, and {why}")
     return tuple(reasons)
 
 

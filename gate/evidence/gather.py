@@ -7,11 +7,13 @@ travelling into the report and the JSON. The store is reached only through
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gate import contract
+from gate import sandbox
 from gate.evidence import leakage
 from gate.evidence import binding
 from gate.evidence import rows as rowsource
@@ -64,9 +66,11 @@ class DigestChange:
 
 
 def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion | None,
-           champion_missing: str | None = None) -> Gathered:
+           champion_missing: str | None = None,
+           warm: sandbox.Pending | None = None) -> Gathered:
     """`champion_missing`: why there is no champion although there was one (None if
-    there never was, or there is one)."""
+    there never was, or there is one). `warm`: a sandbox started on an empty folder
+    before the candidate was known (`gate.evidence.warm`): its files go there."""
     rowsource.require_unchosen(config, champion, champion_missing)
     changes = digest_changes(candidate, champion)
     data_changed = any(change.tag == contract.TAG_EVAL_DIGEST for change in changes)
@@ -81,7 +85,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
             notes.append(f"champion v{champion.version} found by the legacy "
                          f"'{config.model.stage or 'Production'}' stage: no "
                          f"'{config.model.alias}' alias is set")
-    with temp_dir() as tmp:
+    with temp_dir() as tmp, contextlib.ExitStack() as sandboxes:
         work = Path(tmp)
         # the champion's files first: nothing of a champion whose bytes changed since
         # its promotion is used, its rows and cached predictions included
@@ -91,10 +95,24 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
                                                         work / "champion-model")
             notes.extend(bound)
         cand_model = scoring.run_model(store, config, candidate.model_id,
-                                       work / "candidate-model",
+                                       warm.folder if warm else work / "candidate-model",
                                        f"candidate model of run {candidate.run_id}")
+        # loading while the rows are fetched (and, when nothing vouches for its cached
+        # predictions, the champion too): sandboxes stopped however this ends
+        cand_sandbox = scoring.begin(cand_model, warm)
+        if cand_sandbox is not None:
+            sandboxes.callback(cand_sandbox.close)
+        champ_sandbox = None
+        if champion is not None and not champion.tags.get(contract.V_PREDICTIONS_SHA):
+            champ_sandbox = scoring.begin(scoring.champion_model(config, champion,
+                                                                 champ_files))
+            if champ_sandbox is not None:
+                sandboxes.callback(champ_sandbox.close)
         flavor = cand_model.info.key if cand_model else ""
         digest = cand_model.digest if cand_model else None
+        # said first even when the comparison falls back to logged metrics
+        no_sandbox = scoring.warning(Side("candidate", unsandboxed=scoring.unsandboxed(
+            cand_model) or ""))
         slicing.check_inputs(config.slices, cand_model, "the candidate's model")
         try:
             cand_eval = rowsource.run_evaluation(store, candidate, work / "candidate",
@@ -103,7 +121,7 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
         rows, eval_rows = chosen.rows, chosen.eval_rows
         notes.extend(chosen.notes)
         notes.extend(rowsource.rows_differ(eval_rows, cand_eval, rows))
@@ -113,16 +131,16 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         task = scoring.task_of(config, eval_rows)
         try:
             cand = scoring.predictions(cand_model, cand_eval, eval_rows, task, "candidate",
-                                       "the candidate")
+                                       "the candidate", cand_sandbox)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
         common: dict[str, Any] = {
             "eval_rows": rows.count, "data_changed": data_changed, "candidate": cand.side,
             "rows": rows,
             "cache": PredictionsFile.of(cand.outputs) if cand.side.verified else None,
-            "warnings": own_rows_warning(rows)}
+            "warnings": scoring.warning(cand.side) + own_rows_warning(rows)}
         verified: dict[str, Any] = {"candidate_verified": cand.side.verified,
                                     "candidate_flavor": cand.side.flavor}
         if champion is None:
@@ -136,19 +154,21 @@ def gather(store: Store, config: Config, candidate: RunInfo, champion: Champion 
         try:
             if champ is None:
                 champ = scoring.champion_predictions(store, config, champion, eval_rows, task,
-                                                     work, chosen.champion_eval, champ_files)
+                                                     work, chosen.champion_eval, champ_files,
+                                                     champ_sandbox)
             paired, slices = slicing.paired(config, eval_rows.y, champ.outputs, cand.outputs,
                                             task, sliced)
         except Fallback as why:
             return _fallback(base, str(why), tuple(notes), candidate, champion, flavor,
                              data_changed, rows,
-                             digest=digest)
+                             digest=digest, warnings=no_sandbox)
     unpaired = [rule.name for rule in config.metrics if rule.name not in paired]
     if unpaired:
         notes.append(f"no per-row scorer for {', '.join(unpaired)}: logged values compared")
     evidence = Evidence(**base, **verified, paired=paired,
                         champion_verified=champ.side.verified, slices=slices)
-    common["warnings"] += leakage_warnings(config, candidate, paired)
+    common["warnings"] = scoring.warning(cand.side, champ.side) + \
+        own_rows_warning(rows) + leakage_warnings(config, candidate, paired)
     return Gathered(evidence, tuple(notes), **common, champion=champ.side)
 
 
@@ -174,7 +194,8 @@ def leakage_warnings(config: Config, candidate: RunInfo,
 
 def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candidate: RunInfo,
               champion: Champion | None, flavor: str, data_changed: bool,
-              rows: Rows | None = None, digest: ModelDigest | None = None) -> Gathered:
+              rows: Rows | None = None, digest: ModelDigest | None = None,
+              warnings: tuple[str, ...] = ()) -> Gathered:
     champion_known = champion is not None
     # the champion's model was not read: its flavor as recorded at its promotion, if any
     champ_flavor = champion.tags.get(contract.V_FLAVOR, "") if champion else ""
@@ -187,7 +208,7 @@ def _fallback(base: dict[str, Any], reason: str, notes: tuple[str, ...], candida
                     rows.count if rows else _rows_tag(candidate), data_changed,
                     Side("candidate", flavor, False, how, digest=digest),
                     Side("champion", champ_flavor, False, how, model_read=bool(champ_flavor))
-                    if champion_known else None, rows)
+                    if champion_known else None, rows, warnings=warnings)
 
 
 def digest_changes(candidate: RunInfo, champion: Champion | None) -> tuple[DigestChange, ...]:

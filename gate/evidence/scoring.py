@@ -1,20 +1,26 @@
-"""Whose predictions a comparison uses: the gate's own, computed from the very model file
-it would promote through a safe loader, else (marked unverified) the ones the run logged;
-Production's from the cache kept at its promotion when its digest vouches for them.
+"""Whose predictions a comparison uses: the gate's own, computed in the sandbox
+(gate.sandbox) from the very model folder it would promote, loaded as serving loads it;
+else (no sandbox can be made here, or serving cannot load it: marked unverified) the
+ones the run logged; Production's from the cache kept at its promotion when its digest
+vouches for them. The gate's own process never parses a model file.
 """
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from gate import contract
+from gate import sandbox
 from gate.evidence import binding
 from gate.evidence import evalset
 from gate.evidence import loaders
 from gate.evidence import modelfile
+from gate.evidence import modelrequirements
+from gate.evidence import served
 from gate.evidence import rows as rowsource
 from gate.core.config import Config
 from gate.stats.paired import PairedStat
@@ -37,6 +43,9 @@ class Side:
     # then means no logged model; otherwise it is only not known
     model_read: bool = True
     digest: ModelDigest | None = None   # of every file of its model, as the gate read them
+    unsandboxed: str = ""       # why no sandbox could be made here, when that is why not
+    # the model's recorded requirements the gate's environment (the sandbox's) does not meet
+    unmet: str = ""
 
     @property
     def model(self) -> str:
@@ -73,15 +82,17 @@ class PredictionsFile:
 @dataclass(frozen=True)
 class Model:
     info: modelfile.ModelFile
-    folder: Path | None         # downloaded files when a safe loader can read it
-    loaded: loaders.Loaded | None = None    # loaded with its files, when a loader reads it
+    folder: Path | None         # its downloaded files, when serving can load it (pyfunc)
     digest: ModelDigest | None = None       # of every file of the model folder
+    why_not: str = ""           # why the sandbox cannot score it, when folder is None
+    label: str = "model"        # names it (and its run or version) in errors
+    unmet: tuple[modelrequirements.Unmet, ...] = ()     # of its recorded requirements
 
 
 def run_model(store: Store, config: Config, model_id: str | None, dest: Path,
               label: str) -> Model | None:
     """The candidate's whole model folder, digested (the digest is what promotion
-    checks again), and loaded when a safe loader reads it."""
+    checks again), its MLmodel checked: what serving loads is what the gate scores."""
     if not model_id:
         return None
     files = binding.fetch_model(store, store.logged_model_location(model_id), dest, label)
@@ -92,46 +103,107 @@ def run_model(store: Store, config: Config, model_id: str | None, dest: Path,
 
 
 def _model_in(config: Config, files: binding.Files, label: str) -> Model | None:
-    """The model in downloaded files, loaded when a safe loader reads it (untrusted
-    skops types are refused, exit 2, before anything of the file is built); None when
-    they hold no MLmodel."""
+    """The model in downloaded files, described from its MLmodel (nothing of the model
+    itself is parsed in the gate's process); None when they hold no MLmodel."""
     dest = files.folder
     if not (dest / "MLmodel").is_file():
         return None
-    info = modelfile.describe(modelfile.read_mlmodel(dest, label), label)
-    if info.data is None or info.loader is None or not loaders.available(info):
-        return Model(info, None, digest=files.digest)
-    if not (dest / info.data).exists():
-        raise InputError(f"{label}: MLmodel names {info.data!r}, which is not there")
-    # loaded here, before anything is registered: skops audits the types against the
-    # trusted list before it builds anything, so loading is the vetting (one parse)
-    trusted = loaders.TRUSTED_TYPES + config.model.trusted_types
-    return Model(info, dest, loaders.load(dest, info, trusted, label), files.digest)
+    mlmodel = modelfile.read_mlmodel(dest, label)
+    info = modelfile.describe(mlmodel, label)
+    served.check(mlmodel, label)
+    pyfunc = mlmodel["flavors"].get(served.PYFUNC)
+    if pyfunc is None or not pyfunc.get("loader_module"):
+        return Model(info, None, files.digest, "no python_function loader: serving cannot "
+                     "load it either", label)
+    return Model(info, dest, files.digest, label=label, unmet=modelrequirements.unmet(dest))
+
+
+def sandbox_limits(environ: Mapping[str, str] = os.environ) -> sandbox.Limits:
+    """The sandbox's limits, tightened (or loosened) by GATE_SANDBOX_CPU / _WALL /
+    _MEMORY_MB: a runner that knows its models may say so without a config change."""
+    found: dict[str, Any] = {}
+    for name, field, kind in (("GATE_SANDBOX_CPU", "cpu_seconds", int),
+                              ("GATE_SANDBOX_WALL", "wall_seconds", float),
+                              ("GATE_SANDBOX_MEMORY_MB", "memory_bytes", int)):
+        raw = environ.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise InputError(f"{name}={raw[:40]!r} is not a number") from None
+        found[field] = value * 1024 * 1024 if field == "memory_bytes" else value
+    try:
+        return sandbox.Limits(**found)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def unsandboxed(model: Model | None) -> str | None:
+    """Why this model's predictions cannot be computed in a sandbox here (None: they
+    can, or there is no model); asked before its run's logged predictions are read."""
+    if model is None or model.folder is None:
+        return None
+    found = sandbox.probe()
+    return None if found.ok else found.why
+
+
+def warning(*sides: Side | None) -> tuple[str, ...]:
+    """The report's first lines: a model not scored for want of a sandbox, or scored with
+    other packages than it was recorded with."""
+    whys = {side.unsandboxed for side in sides if side is not None and side.unsandboxed}
+    # the report keeps 200 characters of a first line: the end must survive the cut
+    lines = [f"no sandbox could be made here ({_cut(why, 140)}): predictions unverified"
+             for why in sorted(whys)]
+    lines += [f"{side.role}'s recorded requirements not met here ({_cut(side.unmet, 110)}): "
+              "scored with the gate's packages" for side in sides
+              if side is not None and side.unmet]
+    return tuple(lines)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def begin(model: Model | None, warm: sandbox.Pending | None = None) -> sandbox.Pending | None:
+    """The sandbox loading this model now, so that the caller's other work (the rows,
+    the other model) overlaps its start: `warm` when it was started on the model's
+    folder before the files came. None when the model is not scored in a sandbox."""
+    if model is None or model.folder is None or unsandboxed(model) is not None:
+        return None
+    if warm is not None and warm.folder == model.folder.resolve():
+        warm.load(model.label)
+        return warm
+    return sandbox.start(model.folder, label=model.label, limits=sandbox_limits())
 
 
 def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
-                chosen: evalset.EvalRows, task: str, role: str, who: str) -> Predicted:
-    """One model's outputs on the chosen rows: computed when it loads safely, else its
-    logged predictions lined up with the chosen rows."""
+                chosen: evalset.EvalRows, task: str, role: str, who: str,
+                pending: sandbox.Pending | None = None) -> Predicted:
+    """One model's outputs on the chosen rows: computed in the sandbox as serving
+    computes them, else (no sandbox here, no pyfunc) its logged predictions lined up
+    with the chosen rows. A model that fails in the sandbox is exit 2, never a
+    fallback to what it logged."""
     flavor = model.info.key if model else ""
     digest = model.digest if model else None
-    if model is not None and model.folder is not None:
-        loaded = model.loaded
-        assert loaded is not None     # a model with its files is loaded with them
-        supplied = _supplied_columns(loaded, model.info, chosen, logged)
+    no_sandbox = unsandboxed(model)
+    if model is not None and model.folder is not None and no_sandbox is None:
+        supplied = _supplied_columns(model.info, chosen, logged)
         if supplied:
             rows, added = supplied
-            outputs = _score(loaded, model.info, rows, task, who)
+            outputs, method = _score(model, rows, task, who, pending)
             # the run chose those values: a column equal to the label scores perfectly
             return Predicted(outputs, Side(
                 role, flavor, False, "computed on columns only the run supplied "
-                f"({', '.join(added)[:120]}): not verified; pin [eval] data that has "
-                "them to verify", digest=digest))
-        outputs = _score(loaded, model.info, chosen, task, who)
-        return Predicted(outputs, Side(role, flavor, True,
-                                       "computed by the gate from the model file",
-                                       digest=digest))
-    why = "no safe loader for " + model.info.description if model else "no logged model"
+                f"({', '.join(added)[:120]}): not verified; pin [eval] data that has them "
+                f"to verify ({method})", digest=digest))
+        outputs, method = _score(model, chosen, task, who, pending)
+        unmet = modelrequirements.describe(model.unmet)
+        how = f"computed by the gate, {method}" + (
+            f"; with the gate's packages, not its recorded {unmet}" if unmet else "")
+        return Predicted(outputs, Side(role, flavor, True, how, digest=digest, unmet=unmet))
+    why = (f"no sandbox could be made here: {no_sandbox}" if no_sandbox else model.why_not) \
+        if model else "no logged model"
     if logged is None:
         raise Fallback(f"{who}'s predictions cannot be computed ({why}) and it logged none")
     index, mismatch = evalset.align(chosen, logged.rows)
@@ -142,19 +214,18 @@ def predictions(model: Model | None, logged: rowsource.RunEvaluation | None,
     outputs = loaders.Outputs(p.values[index], None if p.proba is None else p.proba[index],
                               p.classes)
     return Predicted(outputs, Side(role, flavor, False, f"logged by the run, unverified ({why})",
-                                   digest=digest))
+                                   digest=digest, unsandboxed=no_sandbox or ""))
 
 
-def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
-                      chosen: evalset.EvalRows, logged: rowsource.RunEvaluation | None
+def _supplied_columns(info: modelfile.ModelFile, chosen: evalset.EvalRows,
+                      logged: rowsource.RunEvaluation | None
                       ) -> tuple[evalset.EvalRows, list[str]] | None:
-    """A model needing features the chosen rows lack (a new feature) is scored on the
-    chosen rows extended with the run's own values of those columns, when its logged
-    rows line up with the chosen ones; None when nothing is missing."""
+    """A model needing features the chosen rows lack (a new feature, by its signature)
+    is scored on the chosen rows extended with the run's own values of those columns,
+    when its logged rows line up with the chosen ones; None when nothing is missing."""
     from dataclasses import replace
 
-    needed = list(info.input_columns or loaded.feature_names)
-    missing = [c for c in needed if c not in chosen.features.columns]
+    missing = [c for c in info.input_columns if c not in chosen.features.columns]
     if not missing or logged is None:
         return None
     if any(c not in logged.rows.features.columns for c in missing):
@@ -170,18 +241,25 @@ def _supplied_columns(loaded: loaders.Loaded, info: modelfile.ModelFile,
 def champion_predictions(store: Store, config: Config, champion: Champion,
                          chosen: evalset.EvalRows, task: str, work: Path,
                          logged: rowsource.RunEvaluation | None,
-                         files: binding.Files | None) -> Predicted:
+                         files: binding.Files | None,
+                         pending: sandbox.Pending | None = None) -> Predicted:
     """The champion scored on the chosen rows, from its files as checked against its
     digest (`binding.champion_files`; None: they are gone); `logged` is its run's
     evaluation when it was read already (else it is read here if the model needs it)."""
-    label = f"champion {config.model.name} {champion.label}"
-    model = _model_in(config, files, label) if files is not None else None
+    model = champion_model(config, champion, files)
     if model is None:
         raise Fallback(f"the model files of {champion.label} are gone")
-    if model.folder is None and logged is None:
+    if (model.folder is None or unsandboxed(model)) and logged is None:
         logged = rowsource.run_evaluation(store, champion.run, work / "champion-logged",
                                           f"{champion.label}'s run")
-    return predictions(model, logged, chosen, task, "champion", champion.label)
+    return predictions(model, logged, chosen, task, "champion", champion.label, pending)
+
+
+def champion_model(config: Config, champion: Champion,
+                   files: binding.Files | None) -> Model | None:
+    """The champion's model in its checked files; None when they are gone."""
+    label = f"champion {config.model.name} {champion.label}"
+    return _model_in(config, files, label) if files is not None else None
 
 
 def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRows,
@@ -207,30 +285,32 @@ def cached_predictions(store: Store, champion: Champion, chosen: evalset.EvalRow
     return Predicted(loaders.Outputs(p.values, p.proba, p.classes), side), ()
 
 
-def _score(loaded: loaders.Loaded, info: modelfile.ModelFile, chosen: evalset.EvalRows,
-           task: str, who: str) -> loaders.Outputs:
-    import numpy as np
-
+def _score(model: Model, chosen: evalset.EvalRows, task: str, who: str,
+           pending: sandbox.Pending | None = None) -> tuple[loaders.Outputs, str]:
+    """The model's predictions on the eval features (never the labels) in the sandbox;
+    its crash, limit or malformed answer is InputError (exit 2), never a fallback."""
+    assert model.folder is not None
     features = chosen.features
-    columns = list(info.input_columns or loaded.feature_names or features.columns)
+    columns = list(model.info.input_columns or features.columns)
     missing = [c for c in columns if c not in features.columns]
     if missing:
         raise Fallback(f"the eval rows lack {', '.join(map(str, missing[:10]))}, which "
                        f"{who} needs")
     if not columns:
         raise Fallback(f"the eval rows have no feature columns to score {who} on")
+    if pending is None:
+        pending = sandbox.start(model.folder, label=model.label, limits=sandbox_limits())
     try:
-        outputs = loaded.outputs(features[columns])
-    except Exception as exc:  # a model's predict raises anything on unexpected input
-        text = str(exc).strip().splitlines()
-        raise Fallback(f"{who} could not predict the eval rows: "
-                       f"{(text[0] if text else type(exc).__name__)[:200]}") from None
-    if len(outputs) != len(chosen):
-        raise InputError(f"{who} returned {len(outputs)} predictions for {len(chosen)} rows")
-    if task == contract.REGRESSION and \
-            not np.all(np.isfinite(np.asarray(outputs.values, dtype=float))):
-        raise InputError(f"{who} predicted non-finite values on the eval rows")
-    return outputs
+        got = pending.result(features[columns], task)
+    except InputError as exc:
+        missing = [item.name for item in model.unmet if item.installed is None]
+        if not missing:
+            raise
+        raise InputError(f"{exc} (it records {', '.join(missing[:5])}, not installed beside "
+                         "the gate: install the model's requirements there)") from None
+    finally:
+        pending.close()
+    return loaders.Outputs(got.values, got.proba, got.classes), got.method
 
 
 def task_of(config: Config, chosen: evalset.EvalRows) -> str:

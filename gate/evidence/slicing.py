@@ -57,8 +57,6 @@ def check_inputs(config: SlicesConfig, model: scoring.Model | None, who: str) ->
     if model is None or not config.columns:
         return
     named = set(model.info.input_columns)
-    if model.loaded is not None:
-        named |= set(model.loaded.feature_names)
     for column in config.columns:
         if column in named:
             raise InputError(f"slice column {column!r} is an input feature of {who}: "

@@ -6,8 +6,8 @@ memory, output and time. Pickled models are unpickled there and only there.
 The parent side imports no MLflow; child.py, the program run inside, does.
 """
 from gate.sandbox.limits import Limits
-from gate.sandbox.model import Pending, Prediction, predict, start
+from gate.sandbox.model import Pending, Prediction, predict, start, warm
 from gate.sandbox.probe import Probe, SandboxUnavailable, probe
 
 __all__ = ["Limits", "Pending", "Prediction", "Probe", "SandboxUnavailable", "predict", "probe",
-           "start"]
+           "start", "warm"]

@@ -1,7 +1,8 @@
-"""The program that runs inside the sandbox: read the eval features (Parquet) from stdin,
-load the model as serving does (`mlflow.pyfunc.load_model`), predict, and write the
-answer to the parent in frames. Run by path, it imports nothing of the gate (which is
-not inside) and nothing beyond the standard library until the features are read.
+"""The program that runs inside the sandbox: import MLflow, wait for the parent's word
+that the model's files are in place (GO on stdin), load the model as serving does
+(`mlflow.pyfunc.load_model`), read the eval features (Parquet) from stdin, predict, and
+write the answer to the parent in frames. Run by path, it imports nothing of the gate
+(which is not inside).
 
 Its exit code says where a failure happened; its last stderr line says what. The model's
 own prints go to stderr, so nothing it writes can pass for the answer.
@@ -15,6 +16,7 @@ import sys
 from typing import Any, NoReturn
 
 MAGIC = b"GATE-SANDBOX-1\n"
+GO = b"load\n"              # the parent's word: the model folder is complete, load it
 PREFIX = "gate-sandbox: "
 BAD_INPUT, LOAD, PREDICT, MEMORY, OUTPUT = 2, 3, 4, 5, 6
 PARTS = ("values", "proba", "classes")
@@ -29,8 +31,11 @@ def main(argv: list[str]) -> NoReturn:
     answer = os.dup(1)
     os.dup2(2, 1)               # the model's prints go to stderr, never into the answer
     model_dir, cap = argv[1], int(argv[2])
-    # loaded before the features are read: the parent may start this early and hand
-    # the rows over when it has them
+    # the slow part of a start, done while the parent still fetches the model's files
+    # (it may start this before they exist) and the eval rows
+    _stage(LOAD, "could not import MLflow", _preload)
+    if sys.stdin.buffer.readline(len(GO)) != GO:
+        os._exit(0)             # not needed after all (no model to score): nothing to say
     model = _stage(LOAD, "could not load the model", lambda: _load(model_dir))
     data = sys.stdin.buffer.read(cap + 1)
     if len(data) > cap:
@@ -83,6 +88,12 @@ def _features(data: bytes) -> Any:
     return pd.read_parquet(io.BytesIO(data))
 
 
+def _preload() -> None:
+    import mlflow.pyfunc  # noqa: F401  (what every load needs)
+    import pandas  # noqa: F401
+    import pyarrow.parquet  # noqa: F401  (the features' format)
+
+
 def _load(model_dir: str) -> Any:
     import mlflow.pyfunc
 
@@ -96,8 +107,13 @@ def _predict(model: Any, features: Any) -> tuple[Any, Any, Any]:
     is a classifier, its class probabilities on the same rows."""
     import numpy as np
 
-    values = model.predict(features)
     raw = _raw(model)
+    # the eval set may hold more columns than the model was fitted on: the ones it
+    # names, in its order (as the gate scored models before the sandbox)
+    names = getattr(raw, "feature_names_in_", None)
+    if names is not None and set(map(str, names)) <= set(map(str, features.columns)):
+        features = features[[str(n) for n in names]]
+    values = model.predict(features)
     if not (hasattr(raw, "predict_proba") and hasattr(raw, "classes_")):
         return values, None, None
     proba = np.asarray(raw.predict_proba(features), dtype=float)

@@ -35,14 +35,35 @@ class Bwrap:
 
 def python() -> tuple[str, tuple[str, ...]]:
     """The interpreter to run inside and the folders it needs: this process's own
-    environment (a venv and the installation it was made from), read-only."""
+    environment (a venv and the installation it was made from, and site-packages folders
+    elsewhere that a .pth file adds), read-only; never the working directory."""
     prefix = os.path.realpath(sys.prefix)
     base = os.path.realpath(sys.base_prefix)
     # a venv's bin/python is found by its own path (pyvenv.cfg sits beside bin/)
     interpreter = os.path.join(prefix, "bin", "python3")
     if not os.path.exists(interpreter):
         interpreter = os.path.realpath(sys.executable)
-    return interpreter, tuple(dict.fromkeys((base, prefix)))
+    return interpreter, tuple(dict.fromkeys((base, prefix, *_other_site_packages(
+        (base, prefix)))))
+
+
+def _other_site_packages(covered: tuple[str, ...]) -> list[str]:
+    """sys.path's site-packages folders outside `covered` (a venv that sees another's
+    packages through a .pth): the child's own site module adds them again inside."""
+    here = os.path.realpath(os.getcwd())
+    found = []
+    for entry in sys.path:
+        # as sys.path names it (through any symlink): that is the path looked up inside
+        path = os.path.abspath(entry) if entry else ""
+        if not path or not os.path.isdir(path) or \
+                os.path.basename(path) not in ("site-packages", "dist-packages"):
+            continue
+        real = os.path.realpath(path)
+        if any(real == c or real.startswith(c + os.sep) for c in covered) or \
+                real == here or real.startswith(here + os.sep):
+            continue
+        found.append(path)
+    return found
 
 
 def options(bwrap: Bwrap, tmp_bytes: int) -> list[str]:

@@ -63,15 +63,18 @@ def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def _refused(path: str, line: str, apparmor: Path) -> str:
-    said = f"no sandbox: {path} fails ({line or 'no message'})"
+    # the cause before the path: a report's first line keeps only its start
+    said = f"no sandbox: bwrap fails ({line or 'no message'})"
+    where = f" [{path}]"
     if UID_MAP not in line and "user namespace" not in line.lower():
-        return said
+        return said + where
     if _restricted(apparmor):
         return (f"{said}: AppArmor restricts unprivileged user namespaces here "
                 f"({apparmor} = 1); allow them for bwrap alone with the profile in "
                 f"{PROFILE} (`sudo apparmor_parser -r /etc/apparmor.d/bwrap`), or for all "
-                "programs with `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`")
-    return f"{said}: unprivileged user namespaces are refused on this machine"
+                "programs with `sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`"
+                + where)
+    return f"{said}: unprivileged user namespaces are refused on this machine{where}"
 
 
 def _restricted(apparmor: Path) -> bool:
