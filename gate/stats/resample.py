@@ -247,6 +247,31 @@ def _sum_se(champion: SumPart, candidate: SumPart, n: int) -> tuple[float, float
     return values[0], values[1], float(np.sqrt(square))
 
 
+def sum_influence(part: SumPart, n: int, columns: Array) -> tuple[float, Array]:
+    """The part's value and each row's term of the se's difference, from its `columns`
+    on all rows (part.columns(slice(None))). The very arithmetic of linearised_se, chunk
+    by chunk, so paired_se of two of them is bit for bit its se: a caller that also
+    needs the columns for something else (every slice's sums) computes them once."""
+    total = np.zeros(part.width)
+    for rows in _row_chunks(n):
+        total += columns[rows].sum(axis=0)
+    grad = _gradient(part, total, n)
+    mean = total / n
+    terms = np.empty(n)
+    for rows in _row_chunks(n):
+        terms[rows] = (columns[rows] - mean) @ grad
+    return float(part.combine(total, float(n))), terms
+
+
+def paired_se(champion: Array, candidate: Array, n: int) -> float:
+    """linearised_se's se from both models' sum_influence terms."""
+    square = 0.0
+    for rows in _row_chunks(n):
+        d = candidate[rows] - champion[rows]
+        square += float(d @ d)
+    return float(np.sqrt(square))
+
+
 def _gradient(part: SumPart, sums: Array, n: int) -> Array:
     """d combine / d sums at `sums`, by central differences (one batched call)."""
     step = _STEP * np.maximum(np.abs(sums), 1.0)
