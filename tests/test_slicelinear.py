@@ -1,6 +1,6 @@
-"""Linearised regression slices (issue #25) after each model's columns are made once for
-the aggregate and every slice: the same results as before, against a copy of the code
-they replace (the engine's aggregate, then every slice's sums from the columns again)."""
+"""Linearised regression slices (issue #25) summed chunk by chunk with the aggregate's
+totals: the same results as before, against a copy of the code they replace (the
+engine's aggregate, then every slice's sums by bincount over all rows again)."""
 from __future__ import annotations
 
 from typing import Any
@@ -95,14 +95,12 @@ def test_linearised_regression_slices_are_unchanged(n: int, seed: int) -> None:
     assert by_value["s3"].paired["rmse"].low > 0
 
 
-def test_the_aggregate_from_shared_columns_is_the_engines() -> None:
-    y, champion, candidate, _, _ = rows(140_000, 2)
+def test_the_aggregate_from_the_slices_totals_is_the_engines() -> None:
+    y, champion, candidate, codes, _ = rows(140_000, 2)
+    sizes = np.bincount(codes, minlength=15)
     for rule in RULES:
         job = engine._job(MetricSpec(*rule), y, champion, candidate, [])
         assert isinstance(job.champion, SumPart) and isinstance(job.candidate, SumPart)
-        n = len(y)
-        (champ, champ_terms), (cand, cand_terms) = (
-            resample.sum_influence(part, n, part.columns(slice(None)))
-            for part in (job.champion, job.candidate))
-        assert (champ, cand, resample.paired_se(champ_terms, cand_terms, n)) == \
-            resample.linearised_se(job.champion, job.candidate, n)
+        totals, _ = slicelinear.summed(job, len(y), [(codes, sizes)], 0.95, engine.POWER)
+        assert resample.sum_se(job.champion, job.candidate, len(y), totals) == \
+            resample.linearised_se(job.champion, job.candidate, len(y))

@@ -232,44 +232,27 @@ def influence_se(champion: tuple[float, Array],
 
 def _sum_se(champion: SumPart, candidate: SumPart, n: int) -> tuple[float, float, float]:
     totals = [np.zeros(p.width) for p in (champion, candidate)]
-    for rows in _row_chunks(n):
+    for rows in row_chunks(n):
         for total, p in zip(totals, (champion, candidate)):
             total += p.columns(rows).sum(axis=0)
+    return sum_se(champion, candidate, n, totals)
+
+
+def sum_se(champion: SumPart, candidate: SumPart, n: int,
+           totals: Sequence[Array]) -> tuple[float, float, float]:
+    """linearised_se of two sum parts from both parts' column totals on all rows, added
+    up as linearised_se does (`total += part.columns(rows).sum(axis=0)` over row_chunks):
+    bit for bit its result, for a caller that sums the columns for more than this."""
     grads = [_gradient(p, total, n) for p, total in zip((champion, candidate), totals)]
     means = [total / n for total in totals]
     square = 0.0
-    for rows in _row_chunks(n):
+    for rows in row_chunks(n):
         d = (candidate.columns(rows) - means[1]) @ grads[1] \
             - (champion.columns(rows) - means[0]) @ grads[0]
         square += float(d @ d)
     values = [float(p.combine(total, float(n))) for p, total in
               zip((champion, candidate), totals)]
     return values[0], values[1], float(np.sqrt(square))
-
-
-def sum_influence(part: SumPart, n: int, columns: Array) -> tuple[float, Array]:
-    """The part's value and each row's term of the se's difference, from its `columns`
-    on all rows (part.columns(slice(None))). The very arithmetic of linearised_se, chunk
-    by chunk, so paired_se of two of them is bit for bit its se: a caller that also
-    needs the columns for something else (every slice's sums) computes them once."""
-    total = np.zeros(part.width)
-    for rows in _row_chunks(n):
-        total += columns[rows].sum(axis=0)
-    grad = _gradient(part, total, n)
-    mean = total / n
-    terms = np.empty(n)
-    for rows in _row_chunks(n):
-        terms[rows] = (columns[rows] - mean) @ grad
-    return float(part.combine(total, float(n))), terms
-
-
-def paired_se(champion: Array, candidate: Array, n: int) -> float:
-    """linearised_se's se from both models' sum_influence terms."""
-    square = 0.0
-    for rows in _row_chunks(n):
-        d = candidate[rows] - champion[rows]
-        square += float(d @ d)
-    return float(np.sqrt(square))
 
 
 def _gradient(part: SumPart, sums: Array, n: int) -> Array:
@@ -282,6 +265,7 @@ def _gradient(part: SumPart, sums: Array, n: int) -> Array:
         return np.nan_to_num((values[:k] - values[k:]) / (2 * step))
 
 
-def _row_chunks(n: int) -> Iterator[slice]:
+def row_chunks(n: int) -> Iterator[slice]:
+    """The chunks of ROW_CHUNK rows the linearised pass takes, in order."""
     for start in range(0, n, ROW_CHUNK):
         yield slice(start, min(n, start + ROW_CHUNK))

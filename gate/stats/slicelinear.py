@@ -30,60 +30,67 @@ _STEP = 1e-6        # relative step of the numerical gradient, as resample._grad
 
 
 def summed(job: Any, n: int, cuts: Sequence[tuple[Array, Array]], confidence: float,
-           power: float) -> tuple[tuple[float, float, float], list[list[PairedStat | None]]]:
-    """A sum metric on all rows and on every slice of each column: the aggregate's
-    (champion, candidate, se), bit for bit resample.linearised_se's, and per column (a
-    (codes, sizes) pair) the job's PairedStat on each slice (index = code); None where it
-    is undefined or the slice has fewer than MIN_ROWS rows. Each model's columns are
-    made once, for the aggregate and every slice."""
-    champion, candidate = job.champion, job.candidate
-    assert isinstance(champion, SumPart) and isinstance(candidate, SumPart)
-    influences = [np.zeros(n) for _ in cuts]
-    values: list[list[Array]] = [[] for _ in cuts]
-    whole = []
-    scratch = np.empty(n)
-    for part, sign in ((champion, -1.0), (candidate, 1.0)):
-        columns = part.columns(slice(None))
-        whole.append(resample.sum_influence(part, n, columns))
-        for (codes, sizes), influence, value in zip(cuts, influences, values):
-            value.append(_add_influence(part, columns, codes, sizes, sign, influence,
-                                        scratch))
-        del columns
-    (champ, champ_terms), (cand, cand_terms) = whole
-    aggregate = (champ, cand, resample.paired_se(champ_terms, cand_terms, n))
-    del champ_terms, cand_terms, scratch
-    out = []
-    for (codes, sizes), influence, (champ_values, cand_values) in zip(cuts, influences,
-                                                                      values):
-        np.multiply(influence, influence, out=influence)
-        se = np.sqrt(np.bincount(codes, weights=influence, minlength=len(sizes)))
-        out.append(_stats(job.direction, champ_values, cand_values, se, sizes, confidence,
-                          power))
-    return aggregate, out
+           power: float) -> tuple[list[Array], list[list[PairedStat | None]]]:
+    """A sum metric on every slice of each column (a (codes, sizes) pair): the job's
+    PairedStat on each slice (index = code), None where it is undefined or the slice
+    has fewer than MIN_ROWS rows; and each model's column totals on all rows, added up
+    as resample.linearised_se does, for the aggregate (resample.sum_se).
+
+    Two passes over the rows chunk by chunk, each chunk's columns made once a pass
+    while they are in cache: totals (the aggregate's and every slice's), then each
+    row's influence. np.add.at adds in row order, as bincount does, so every slice's
+    sums are bit for bit those of a bincount over all rows. No BLAS here: OpenBLAS's
+    threads spin on the other core for a while after each call, so the aggregate's
+    calls are best made together (sum_se), not chunk by chunk between these."""
+    parts = (job.champion, job.candidate)
+    assert isinstance(parts[0], SumPart) and isinstance(parts[1], SumPart)
+    totals = [np.zeros(part.width) for part in parts]
+    # per column of slices and model: (width, slices), a row of totals per column
+    sliced = [[np.zeros((part.width, len(sizes))) for part in parts] for _, sizes in cuts]
+    for rows in resample.row_chunks(n):
+        for i, part in enumerate(parts):
+            columns = part.columns(rows)
+            totals[i] += columns.sum(axis=0)
+            for (codes, _), per_model in zip(cuts, sliced):
+                for k in range(part.width):
+                    np.add.at(per_model[i][k], codes[rows], columns[:, k])
+    # per column of slices: each model's (value, gradient, gradient . mean) per slice
+    tables = [[_tables(part, np.ascontiguousarray(per_model[i].T), sizes)
+               for i, part in enumerate(parts)]
+              for (_, sizes), per_model in zip(cuts, sliced)]
+    squares = [np.zeros(len(sizes)) for _, sizes in cuts]
+    for rows in resample.row_chunks(n):
+        columns = [part.columns(rows) for part in parts]
+        for (codes, _), model_tables, square in zip(cuts, tables, squares):
+            influence = _influence(codes[rows], columns, model_tables)
+            np.add.at(square, codes[rows], influence * influence)
+    return totals, [_stats(job.direction, champ[0], cand[0], np.sqrt(square), sizes,
+                           confidence, power)
+                    for (_, sizes), (champ, cand), square in zip(cuts, tables, squares)]
 
 
-def _add_influence(part: SumPart, columns: Array, codes: Array, sizes: Array, sign: float,
-                   influence: Array, scratch: Array) -> Array:
-    """Add `sign` times each row's influence on its slice's value to `influence`; the
-    part's value on each slice. Per-slice totals by bincount, each slice's gradient of
-    its combine, then sum_k g_k (x_k - mean_k) = sum_k g_k x_k - (g . mean): one gather
-    per column from a table of `slices` entries into `scratch`, no (rows, width)
-    temporaries."""
+def _tables(part: SumPart, totals: Array, sizes: Array) -> tuple[Array, Array, Array]:
+    """A model's value on each slice from its (slices, width) totals, its gradient
+    there, and each slice's gradient . mean."""
     weight = sizes.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        totals = np.stack([np.bincount(codes, weights=columns[:, k], minlength=len(sizes))
-                           for k in range(part.width)], axis=1)
         value = np.asarray(part.combine(totals, weight), dtype=float)
         gradient = _gradient(part, totals, weight)
         means = totals / np.maximum(weight, 1.0)[:, None]
-        # mode="clip" (every code is below len(sizes)): "raise" buffers `out` again
-        for k in range(part.width):
-            np.take(sign * gradient[:, k], codes, out=scratch, mode="clip")
-            np.multiply(scratch, columns[:, k], out=scratch)
-            influence += scratch
-        influence -= np.take(sign * (gradient * means).sum(axis=1), codes, out=scratch,
-                             mode="clip")
-    return value
+    return value, gradient, (gradient * means).sum(axis=1)
+
+
+def _influence(codes: Array, columns: Sequence[Array],
+               tables: Sequence[tuple[Array, Array, Array]]) -> Array:
+    """Each row's influence on its slice's candidate - champion, for a chunk of rows:
+    sum_k g_k (x_k - mean_k) = sum_k g_k x_k - (g . mean) per model, one gather per
+    column from a table of `slices` entries (no (rows, width) temporaries)."""
+    influence = np.zeros(len(codes))
+    for columns_of, (_, gradient, centre), sign in zip(columns, tables, (-1.0, 1.0)):
+        for k in range(gradient.shape[1]):
+            influence += np.take(sign * gradient[:, k], codes) * columns_of[:, k]
+        influence -= np.take(sign * centre, codes)
+    return influence
 
 
 def ranked(job: Any, codes: Array, sizes: Array, champion: tuple[Array, Array],

@@ -99,7 +99,7 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
                     champion: Any, candidate: Any, columns: Sequence[SliceColumn], n: int,
                     confidence: float) -> tuple[dict[str, PairedStat], tuple[SliceStat, ...]]:
     """The aggregate and every slice of `columns` linearised, each equal to the engine's.
-    A sum metric makes each model's columns once for its aggregate and every slice
+    A sum metric sums each model's columns once for its aggregate and every slice
     (gate.stats.slicelinear.summed); a rank metric whose parts score slices from the
     sorts of all rows (RankPart.sliced) gets its aggregate and every column from one sort
     per class and model."""
@@ -107,13 +107,14 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
     sizes = [np.bincount(codes, minlength=slices) for codes, slices in cuts]
     whole: dict[str, PairedStat] = {}
     ready: list[dict[str, list[PairedStat | None]]] = [{} for _ in columns]
+    aggregates: list[tuple[Any, list[Array]]] = []
     for job in jobs:
         champ, cand = job.champion, job.candidate
         if isinstance(champ, SumPart) and isinstance(cand, SumPart):
-            aggregate, per_column = slicelinear.summed(
+            totals, per_column = slicelinear.summed(
                 job, n, [(codes, size) for (codes, _), size in zip(cuts, sizes)],
                 confidence, engine.POWER)
-            whole[job.name] = engine._linearised_stat(job, n, confidence, *aggregate)
+            aggregates.append((job, totals))
             for i, column_stats in enumerate(per_column):
                 ready[i][job.name] = column_stats
             continue
@@ -131,6 +132,11 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
             ready[i][job.name] = slicelinear.ranked(job, codes, sizes[i], champ_cols[i],
                                                     cand_cols[i], confidence, engine.POWER)
         del champ_whole, champ_cols, cand_whole, cand_cols
+    # the sum metrics' aggregates last, their BLAS calls together (slicelinear.summed)
+    for job, totals in aggregates:
+        whole[job.name] = engine._linearised_stat(
+            job, n, confidence, *resample.sum_se(job.champion, job.candidate, n, totals))
+    whole = {job.name: whole[job.name] for job in jobs}
     stats = []
     for column, size, done in zip(columns, sizes, ready):
         stats += _linearised_column(specs, y_true, champion, candidate, column, size, done,
