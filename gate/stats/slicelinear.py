@@ -54,9 +54,9 @@ def summed(job: Any, n: int, cuts: Sequence[tuple[Array, Array]], confidence: fl
             for (codes, _), per_model in zip(cuts, sliced):
                 for k in range(part.width):
                     np.add.at(per_model[i][k], codes[rows], columns[:, k])
-    # per column of slices: each model's (value, gradient, gradient . mean) per slice
-    tables = [[_tables(part, np.ascontiguousarray(per_model[i].T), sizes)
-               for i, part in enumerate(parts)]
+    # per column of slices: each model's _tables, the champion's negated
+    tables = [[_tables(part, np.ascontiguousarray(per_model[i].T), sizes, sign)
+               for i, (part, sign) in enumerate(zip(parts, (-1.0, 1.0)))]
               for (_, sizes), per_model in zip(cuts, sliced)]
     squares = [np.zeros(len(sizes)) for _, sizes in cuts]
     for rows in resample.row_chunks(n):
@@ -69,27 +69,31 @@ def summed(job: Any, n: int, cuts: Sequence[tuple[Array, Array]], confidence: fl
                     for (_, sizes), (champ, cand), square in zip(cuts, tables, squares)]
 
 
-def _tables(part: SumPart, totals: Array, sizes: Array) -> tuple[Array, Array, Array]:
-    """A model's value on each slice from its (slices, width) totals, its gradient
-    there, and each slice's gradient . mean."""
+def _tables(part: SumPart, totals: Array, sizes: Array,
+            sign: float) -> tuple[Array, list[Array], Array]:
+    """A model's value on each slice from its (slices, width) totals; `sign` times its
+    gradient there, a table per column; and `sign` times each slice's gradient . mean."""
     weight = sizes.astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = np.asarray(part.combine(totals, weight), dtype=float)
         gradient = _gradient(part, totals, weight)
         means = totals / np.maximum(weight, 1.0)[:, None]
-    return value, gradient, (gradient * means).sum(axis=1)
+    return value, [sign * gradient[:, k] for k in range(part.width)], \
+        sign * (gradient * means).sum(axis=1)
 
 
 def _influence(codes: Array, columns: Sequence[Array],
-               tables: Sequence[tuple[Array, Array, Array]]) -> Array:
+               tables: Sequence[tuple[Array, list[Array], Array]]) -> Array:
     """Each row's influence on its slice's candidate - champion, for a chunk of rows:
     sum_k g_k (x_k - mean_k) = sum_k g_k x_k - (g . mean) per model, one gather per
-    column from a table of `slices` entries (no (rows, width) temporaries)."""
-    influence = np.zeros(len(codes))
-    for columns_of, (_, gradient, centre), sign in zip(columns, tables, (-1.0, 1.0)):
-        for k in range(gradient.shape[1]):
-            influence += np.take(sign * gradient[:, k], codes) * columns_of[:, k]
-        influence -= np.take(sign * centre, codes)
+    column from a table of `slices` entries into one buffer (mode="clip": every code
+    is below the tables' length, and "raise" would buffer `out` again)."""
+    influence, gathered = np.zeros(len(codes)), np.empty(len(codes))
+    for columns_of, (_, gradient, centre) in zip(columns, tables):
+        for k, table in enumerate(gradient):
+            np.take(table, codes, out=gathered, mode="clip")
+            influence += np.multiply(gathered, columns_of[:, k], out=gathered)
+        influence -= np.take(centre, codes, out=gathered, mode="clip")
     return influence
 
 
