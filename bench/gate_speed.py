@@ -398,12 +398,13 @@ def process_cost(work: Path, model: Model, repeats: int,
                 [sys.executable, "-c", "import mlflow"]),
         check_process("`gate check`: first model, no eval artifacts", "no",
                       metrics_only_run(model.name), first, verdict, ("first_model",)),
-        check_process("`gate check`: custom pyfunc candidate, champion cached", "no",
-                      pyfunc, model.config_path, verdict, ("passed", "blocked")),
+        check_process("`gate check`: custom pyfunc candidate, champion cached",
+                      "yes, the candidate", pyfunc, model.config_path, verdict,
+                      ("passed", "blocked")),
         # -B: nothing is written, so every run compiles gate/ again
         check_process("the same from a fresh checkout (gate/ compiled at every run, as in "
-                      "CI)", "no", pyfunc, model.config_path, verdict, ("passed", "blocked"),
-                      fresh_checkout(work), "-B"),
+                      "CI)", "yes, the candidate", pyfunc, model.config_path, verdict,
+                      ("passed", "blocked"), fresh_checkout(work), "-B"),
         check_process("`gate check`: scikit-learn candidate (verified), champion cached",
                       "yes, the candidate", model.candidate_run, model.config_path, verdict,
                       ("passed", "blocked")),
@@ -603,6 +604,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="a migrated empty SQLite store to copy (skips ~10 s of migrations)")
     p.add_argument("--workers", type=at_least(1), default=1,
                    help="the started server's workers (default 1; deploy/ runs 4)")
+    p.add_argument("--processes-only", action="store_true",
+                   help="only the whole `gate check` processes (no decisions, bootstrap, "
+                   "history)")
     p.add_argument("--no-history", action="store_true",
                    help="leave out the history section (writing it takes most of the run)")
     return p.parse_args(argv)
@@ -635,16 +639,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         tag = uuid.uuid4().hex[:6]
         log(f"MLflow at {uri}; training champions and candidates")
         models = [setup_model(work, "diabetes", f"speed-diabetes-{tag}", [], rescored=True)]
-        if not quick:
+        if not quick and not args.processes_only:
             csv = friedman_csv(work / "friedman.csv", 5000)
             models.append(setup_model(work, "friedman1", f"speed-friedman-{tag}",
                                       ["--data", str(csv), "--target", "y"], rescored=True))
-        decisions = compare_paths(uri, models, repeats)
+        only = args.processes_only
+        decisions = [] if only else compare_paths(uri, models, repeats)
         processes = process_cost(work, models[0], repeats, quick)
-        boot = bootstrap_cost((1000, 10_000) if quick else (1000, 10_000, 100_000),
-                              200 if quick else 2000, 1 if quick else 3)
+        boot = [] if only else bootstrap_cost(
+            (1000, 10_000) if quick else (1000, 10_000, 100_000), 200 if quick else 2000,
+            1 if quick else 3)
         history: list[list[Any]] = []
-        if not args.no_history:
+        if not args.no_history and not only:
             if quick:
                 many_runs = many_versions = models[0]
             else:
