@@ -79,6 +79,31 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(utils, "_tracking_uri", None)
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_as_a_terminal_gives_it(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test starts with Python's own Ctrl-C handler and SIGINT unblocked, as a
+    process started from a terminal has them (children inherit an ignored or blocked
+    SIGINT). Something a test runs in this worker process (seen in full-suite runs
+    only) can leave SIGINT ignored; it is put back and named in the warnings summary."""
+    _restore_sigint(f"before {request.node.nodeid}")
+    yield
+    _restore_sigint(f"after {request.node.nodeid}")
+
+
+def _restore_sigint(when: str) -> None:
+    import signal
+
+    handler = signal.getsignal(signal.SIGINT)
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    if handler is not signal.default_int_handler or blocked:
+        import warnings
+
+        # in the warnings summary: which test (or fixture before it) changed it
+        warnings.warn(f"SIGINT {'blocked' if blocked else handler} {when}: put back")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An initialised, empty sqlite store: MLflow's migrations take ~10 s, run them once."""
