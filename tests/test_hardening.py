@@ -199,7 +199,7 @@ def test_ctrl_c_while_starting_is_one_line_and_exit_3(local_store: Path, needle:
     _wait_for_mapping(proc, needle)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 3 and one_line(err) == "gate: interrupted"
+    assert proc.returncode == 3 and one_line(err) == "gate: interrupted", err
 
 
 # -- credentials ------------------------------------------------------------------

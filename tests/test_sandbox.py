@@ -228,7 +228,7 @@ def test_apparmor_restriction_is_detected_and_named(tmp_path: Path, frame: Any) 
     assert "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0" in found.why
     elsewhere = probe(fake_bwrap(tmp_path), apparmor=tmp_path / "absent")
     assert not elsewhere.ok
-    assert elsewhere.why.endswith("unprivileged user namespaces are refused on this machine")
+    assert "unprivileged user namespaces are refused on this machine [" in elsewhere.why
     x, _ = frame
     with pytest.raises(SandboxUnavailable, match="^candidate cannot be scored in a sandbox: "):
         predict(tmp_path, x, label="candidate", bwrap=fake_bwrap(tmp_path))

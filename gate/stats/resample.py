@@ -232,13 +232,21 @@ def influence_se(champion: tuple[float, Array],
 
 def _sum_se(champion: SumPart, candidate: SumPart, n: int) -> tuple[float, float, float]:
     totals = [np.zeros(p.width) for p in (champion, candidate)]
-    for rows in _row_chunks(n):
+    for rows in row_chunks(n):
         for total, p in zip(totals, (champion, candidate)):
             total += p.columns(rows).sum(axis=0)
+    return sum_se(champion, candidate, n, totals)
+
+
+def sum_se(champion: SumPart, candidate: SumPart, n: int,
+           totals: Sequence[Array]) -> tuple[float, float, float]:
+    """linearised_se of two sum parts from both parts' column totals on all rows, added
+    up as linearised_se does (`total += part.columns(rows).sum(axis=0)` over row_chunks):
+    bit for bit its result, for a caller that sums the columns for more than this."""
     grads = [_gradient(p, total, n) for p, total in zip((champion, candidate), totals)]
     means = [total / n for total in totals]
     square = 0.0
-    for rows in _row_chunks(n):
+    for rows in row_chunks(n):
         d = (candidate.columns(rows) - means[1]) @ grads[1] \
             - (champion.columns(rows) - means[0]) @ grads[0]
         square += float(d @ d)
@@ -257,6 +265,7 @@ def _gradient(part: SumPart, sums: Array, n: int) -> Array:
         return np.nan_to_num((values[:k] - values[k:]) / (2 * step))
 
 
-def _row_chunks(n: int) -> Iterator[slice]:
+def row_chunks(n: int) -> Iterator[slice]:
+    """The chunks of ROW_CHUNK rows the linearised pass takes, in order."""
     for start in range(0, n, ROW_CHUNK):
         yield slice(start, min(n, start + ROW_CHUNK))

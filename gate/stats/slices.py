@@ -98,15 +98,26 @@ def paired_sliced(rules: Sequence[MetricSpec | tuple[str, str]], y_true: Any, ch
 def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: Any,
                     champion: Any, candidate: Any, columns: Sequence[SliceColumn], n: int,
                     confidence: float) -> tuple[dict[str, PairedStat], tuple[SliceStat, ...]]:
-    """The aggregate and every slice of `columns` linearised. A rank metric whose parts
-    score slices from the sorts of all rows (RankPart.sliced) gets its aggregate and
-    every column from one sort per class and model, equal to the engine's."""
+    """The aggregate and every slice of `columns` linearised, each equal to the engine's.
+    A sum metric sums each model's columns once for its aggregate and every slice
+    (gate.stats.slicelinear.summed); a rank metric whose parts score slices from the
+    sorts of all rows (RankPart.sliced) gets its aggregate and every column from one sort
+    per class and model."""
     cuts = [(_codes(column, n), len(column.labels)) for column in columns]
     sizes = [np.bincount(codes, minlength=slices) for codes, slices in cuts]
     whole: dict[str, PairedStat] = {}
     ready: list[dict[str, list[PairedStat | None]]] = [{} for _ in columns]
+    aggregates: list[tuple[Any, list[Array]]] = []
     for job in jobs:
         champ, cand = job.champion, job.candidate
+        if isinstance(champ, SumPart) and isinstance(cand, SumPart):
+            totals, per_column = slicelinear.summed(
+                job, n, [(codes, size) for (codes, _), size in zip(cuts, sizes)],
+                confidence, engine.POWER)
+            aggregates.append((job, totals))
+            for i, column_stats in enumerate(per_column):
+                ready[i][job.name] = column_stats
+            continue
         if not (isinstance(champ, RankPart) and isinstance(cand, RankPart) and
                 champ.sliced is not None and cand.sliced is not None):
             whole[job.name] = engine._linearised(job, n, confidence)
@@ -121,30 +132,34 @@ def _linearised_all(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: An
             ready[i][job.name] = slicelinear.ranked(job, codes, sizes[i], champ_cols[i],
                                                     cand_cols[i], confidence, engine.POWER)
         del champ_whole, champ_cols, cand_whole, cand_cols
+    # the sum metrics' aggregates last, their BLAS calls together (slicelinear.summed)
+    for job, totals in aggregates:
+        whole[job.name] = engine._linearised_stat(
+            job, n, confidence, *resample.sum_se(job.champion, job.candidate, n, totals))
+    whole = {job.name: whole[job.name] for job in jobs}
     stats = []
     for column, size, done in zip(columns, sizes, ready):
-        stats += _linearised_column(specs, jobs, y_true, champion, candidate, column, size,
-                                    done, confidence)
+        stats += _linearised_column(specs, y_true, champion, candidate, column, size, done,
+                                    confidence)
     return whole, tuple(stats)
 
 
-def _linearised_column(specs: Sequence[MetricSpec], jobs: Sequence[Any], y_true: Any,
-                       champion: Any, candidate: Any, column: SliceColumn, sizes: Array,
+def _linearised_column(specs: Sequence[MetricSpec], y_true: Any, champion: Any,
+                       candidate: Any, column: SliceColumn, sizes: Array,
                        ready: dict[str, list[PairedStat | None]],
                        confidence: float) -> list[SliceStat]:
-    """Every slice of `column` linearised: sum metrics for all slices at once
-    (gate.stats.slicelinear, on the aggregate's `jobs`), the `ready` ones as given,
-    the rest slice by slice on their rows."""
-    codes = np.asarray(column.codes)
-    summed = {job.name: slicelinear.grouped(job, codes, sizes, confidence, engine.POWER)
-              for job in jobs if isinstance(job.champion, SumPart) and
-              isinstance(job.candidate, SumPart)}
-    summed.update(ready)
-    alone_specs = [spec for spec in specs if spec.name not in summed]
+    """Every slice of `column` linearised: the `ready` metrics as given (all slices at
+    once), the rest slice by slice on their rows."""
+    alone_specs = [spec for spec in specs if spec.name not in ready]
+    if not alone_specs:     # no slice's rows needed: no sort of the codes
+        return [SliceStat(column.column, column.labels[code], rows,
+                          {spec.name: stat for spec in specs
+                           if (stat := ready[spec.name][code]) is not None})
+                for code, rows in enumerate(sizes.tolist()) if rows]
     out = []
     for s in _slices(alone_specs, y_true, champion, candidate, column):
         alone = {job.name: _linearised(job, len(s.rows), confidence) for job in s.jobs}
-        paired = {spec.name: summed[spec.name][s.code] if spec.name in summed
+        paired = {spec.name: ready[spec.name][s.code] if spec.name in ready
                   else alone.get(spec.name) for spec in specs}
         out.append(_stat(s, paired))
     return out
