@@ -42,13 +42,16 @@ def unmet(folder: Path) -> tuple[Unmet, ...]:
             continue
         try:
             requirement = Requirement(line)
-        except InvalidRequirement:
+            if requirement.url or (requirement.marker and not requirement.marker.evaluate()):
+                continue
+            installed = _version(requirement.name)
+            met = installed is not None and requirement.specifier.contains(
+                installed, prereleases=True)
+        except (InvalidRequirement, ValueError, LookupError):
+            # the model's own text (an `extra` marker, a version nobody can parse): not
+            # judged, never an error of the gate
             continue
-        if requirement.url or (requirement.marker and not requirement.marker.evaluate()):
-            continue
-        installed = _version(requirement.name)
-        if installed is None or not requirement.specifier.contains(installed,
-                                                                   prereleases=True):
+        if not met:
             found.append(Unmet(line[:120], requirement.name, installed))
     return tuple(found)
 
