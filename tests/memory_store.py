@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from gate import contract
 from gate.core.config import ModelConfig
+from gate.core.ports import Store
 from gate.core.domain import Champion, RunInfo, StoredFile, VersionInfo
 from gate.errors import InfraError, InputError
 
@@ -383,3 +384,18 @@ def log_regressor(store: MemoryStore, estimator: Any, train: tuple[Any, Any],
               contract.TAG_EVAL_DIGEST: digest[:16], "git.commit": "0" * 40, **tags}
     store.runs[run.run_id] = replace(run, tags=logged)
     return store.runs[run.run_id]
+
+
+def as_store(store: MemoryStore) -> Store:
+    return store        # mypy (tests/memory_store.py is checked with it) vouches for this
+
+
+def diabetes_split() -> dict[str, Any]:
+    """scikit-learn's diabetes set split as the reference trainer splits it."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.model_selection import train_test_split
+
+    frame = load_diabetes(as_frame=True).frame
+    X, y = frame.drop(columns="target"), frame["target"]
+    X_train, X_eval, y_train, y_eval = train_test_split(X, y, test_size=0.2, random_state=42)
+    return {"train": (X_train, y_train), "eval": (X_eval, y_eval)}

@@ -20,12 +20,11 @@ from gate.commands import history
 from gate.commands.check import MODEL_CHANGED, Outcome, run_gate
 from gate.commands.verify import parse, verify
 from gate.core import config as config_mod
-from gate.core.ports import Store
 from gate.delivery.deliver import Targets
 from gate.errors import InputError
 from gate.evidence import modeldigest
 from gate.evidence.modeldigest import changed_files, digest_folder, files_from_tag, files_tag
-from tests.memory_store import MemoryStore, log_regressor
+from tests.memory_store import MemoryStore, as_store, diabetes_split, log_regressor
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "diabetes-regressor"
@@ -89,19 +88,9 @@ def test_the_file_list_tag_is_bounded_and_read_defensively(tmp_path: Path) -> No
 
 # -- against the in-memory store --------------------------------------------------
 
-def as_store(store: MemoryStore) -> Store:
-    return store
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    from sklearn.datasets import load_diabetes
-    from sklearn.model_selection import train_test_split
-
-    frame = load_diabetes(as_frame=True).frame
-    X, y = frame.drop(columns="target"), frame["target"]
-    X_train, X_eval, y_train, y_eval = train_test_split(X, y, test_size=0.2, random_state=42)
-    return {"train": (X_train, y_train), "eval": (X_eval, y_eval)}
+    return diabetes_split()
 
 
 @pytest.fixture

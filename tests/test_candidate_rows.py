@@ -13,12 +13,11 @@ import pytest
 from gate import contract
 from gate.commands.check import run_gate
 from gate.core import config as config_mod
-from gate.core.ports import Store
 from gate.delivery.deliver import Targets
 from gate.errors import InputError
 from gate.evidence import leakage
 from gate.stats.paired import PairedStat
-from tests.memory_store import MemoryStore, log_regressor
+from tests.memory_store import MemoryStore, as_store, diabetes_split, log_regressor
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "diabetes-regressor"
@@ -36,19 +35,9 @@ tolerance_rel = 0.02
 """
 
 
-def as_store(store: MemoryStore) -> Store:
-    return store
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    from sklearn.datasets import load_diabetes
-    from sklearn.model_selection import train_test_split
-
-    frame = load_diabetes(as_frame=True).frame
-    X, y = frame.drop(columns="target"), frame["target"]
-    X_train, X_eval, y_train, y_eval = train_test_split(X, y, test_size=0.2, random_state=42)
-    return {"train": (X_train, y_train), "eval": (X_eval, y_eval)}
+    return diabetes_split()
 
 
 @pytest.fixture

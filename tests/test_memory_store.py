@@ -17,30 +17,19 @@ from gate import contract
 from gate.commands import history
 from gate.commands.check import LOST_RACE, Outcome, run_gate
 from gate.core import config as config_mod
-from gate.core.ports import Store
 from gate.delivery.deliver import Targets
 from gate.evidence import gather as evidence
 from gate.evidence.evalset import sha256_file
 from tests.conftest import store_rows_toml
-from tests.memory_store import MemoryStore, log_regressor
+from tests.memory_store import MemoryStore, as_store, diabetes_split, log_regressor
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "diabetes-regressor"
 
 
-def as_store(store: MemoryStore) -> Store:
-    return store        # mypy (tests/memory_store.py is checked with it) vouches for this
-
-
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    from sklearn.datasets import load_diabetes
-    from sklearn.model_selection import train_test_split
-
-    frame = load_diabetes(as_frame=True).frame
-    X, y = frame.drop(columns="target"), frame["target"]
-    X_train, X_eval, y_train, y_eval = train_test_split(X, y, test_size=0.2, random_state=42)
-    return {"train": (X_train, y_train), "eval": (X_eval, y_eval)}
+    return diabetes_split()
 
 
 @pytest.fixture
